@@ -1,0 +1,42 @@
+# Copyright: mailflow contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""snapshot_table: a fixed-width per-host summary of snapshots, for play output."""
+from __future__ import annotations
+
+from ansible_collections.mailflow.exchange.plugins.module_utils.summary import snapshot_rows, table
+
+DOCUMENTATION = r"""
+name: snapshot_table
+short_description: Per-host table of mailflow snapshots
+description:
+  - Host, OS, Exchange build, the SMTP banner its peers saw, and counts (events 4006, links in retry, queue files, probes that got 220 and 250).
+  - Returns a list of lines, so C(debug) prints it readably.
+positional: hosts
+options:
+  _input:
+    description: C(hostvars).
+    type: dict
+    required: true
+  hosts:
+    description: The inventory names to list; a host without a registered snapshot is shown as unreachable.
+    type: list
+    elements: str
+    required: true
+  var:
+    description: The name the snapshot task registered its result under.
+    type: str
+    default: mailflow_snapshot
+"""
+
+
+def snapshot_table(hostvars, hosts, var="mailflow_snapshot"):
+    snaps = {}
+    for host in hosts:
+        registered = hostvars[host].get(var) if host in hostvars else None
+        snaps[host] = registered.get("snapshot") if isinstance(registered, dict) else None
+    return table(snapshot_rows(snaps)).split("\n")
+
+
+class FilterModule:
+    def filters(self):
+        return {"snapshot_table": snapshot_table}

@@ -1,0 +1,40 @@
+"""Load mailflow's knowledge file and apply inventory overrides."""
+from __future__ import annotations
+
+import copy
+import os
+from typing import Any
+
+import yaml
+
+KNOWLEDGE_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "knowledge.yml")
+_CONFIDENCE = ("confirmed", "inferred", "unconfirmed")
+
+
+class KnowledgeError(ValueError):
+    pass
+
+
+def merge(base: Any, override: Any) -> Any:
+    """Dicts merge key by key; anything else (lists included) replaces."""
+    if isinstance(base, dict) and isinstance(override, dict):
+        out = dict(base)
+        for k, v in override.items():
+            out[k] = merge(base.get(k), v) if k in base else copy.deepcopy(v)
+        return out
+    return copy.deepcopy(override)
+
+
+def load(overrides: dict | None = None, path: str = KNOWLEDGE_FILE) -> dict:
+    with open(path, encoding="utf-8") as fh:
+        data = yaml.safe_load(fh)
+    if overrides:
+        if not isinstance(overrides, dict):
+            raise KnowledgeError("mailflow_knowledge must be a dict merged over knowledge.yml")
+        data = merge(data, overrides)
+    for item_id, item in data.get("collect", {}).items():
+        if item.get("confidence") not in _CONFIDENCE:
+            raise KnowledgeError(f"knowledge collect.{item_id}: confidence must be one of {_CONFIDENCE}")
+        if "op" not in item:
+            raise KnowledgeError(f"knowledge collect.{item_id}: no op")
+    return data

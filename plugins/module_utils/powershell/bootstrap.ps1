@@ -1,0 +1,6 @@
+# mailflow bootstrap/1 - the only text on the command line (cmd.exe caps it at 8191 chars).
+# stdin carries one line of base64 request, then the dispatcher script.
+$ErrorActionPreference = 'Stop'
+$mfIn = [Console]::In.ReadToEnd()
+$mfAt = $mfIn.IndexOf([char]10)
+& ([scriptblock]::Create($mfIn.Substring($mfAt + 1))) $mfIn.Substring(0, $mfAt).Trim()

@@ -1,0 +1,81 @@
+# Copyright: mailflow contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# This file only documents the module; the work is done by plugins/action/snapshot.py
+# on the controller (PowerShell 2.0 hosts cannot run Ansible's module wrapper).
+
+DOCUMENTATION = r"""
+module: snapshot
+short_description: Gather an Exchange 2003 host's mail-flow snapshot in one WinRM command
+version_added: 0.1.0
+description:
+  - Collects, in one WinRM command, everything mailflow's detectors need from a Windows Server 2003 /
+    Exchange 2003 (or Exchange 5.5, or Windows SMTP relay) host - registry values, the IIS 6 MetaBase.xml
+    and its History files, Exchange's SMTP virtual server objects in Active Directory, services, installed
+    products and MSI features, Application events, Exchange WMI links, queue folder files, TCP connections -
+    and probes the given SMTP peers (banner, EHLO, MAIL, RCPT; never DATA), all peers at once.
+  - Runs a small PowerShell 2.0 script through the host's own connection (the raw path), so it works on hosts
+    where ansible-core's module wrapper refuses PowerShell below 5.1. Use it with C(gather_facts: false).
+  - The command line stays at about 1,000 characters whatever the number of peers or items (cmd.exe refuses
+    lines over 8,191); the request and script travel on stdin, and every value reaches PowerShell base64-encoded.
+  - What is collected, and why, is data in C(plugins/module_utils/knowledge.yml); the inventory can override it
+    with O(knowledge) or the C(mailflow_knowledge) variable.
+  - Never changes the host.
+options:
+  peers:
+    description:
+      - SMTP peers to probe from this host (the host itself is skipped). Each item is an inventory name (probed at its C(mailflow_fqdn), else C(ansible_host)), a name or FQDN, or a dict with C(name) (the inventory
+        name the result is filed under), C(target) (FQDN, or C([ip])), and optionally C(port) and C(timeout_ms).
+    type: list
+    elements: raw
+    default: []
+  computer_name:
+    description: The host's NetBIOS name, used to find its Exchange server object in AD. Defaults to the first label of O(fqdn), upper-cased.
+    type: str
+  fqdn:
+    description: The host's FQDN, used in EHLO. Defaults to C(mailflow_fqdn), else the inventory name.
+    type: str
+  knowledge:
+    description: Overrides merged over the knowledge file (dicts merge, lists replace). Defaults to C(mailflow_knowledge).
+    type: dict
+    default: {}
+  dest:
+    description: Also write the snapshot as JSON to this path on the controller (for offline audits).
+    type: path
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: none
+  platform:
+    platforms: windows
+notes:
+  - Reading stdin with C([Console]::In) under PowerShell 2.0 over WinRS is what the bootstrap relies on; it is exercised
+    against the lab, not yet against a physical Windows Server 2003 host (see docs/runner.md).
+author:
+  - mailflow contributors
+"""
+
+EXAMPLES = r"""
+- name: Snapshot every Exchange server, probing all the others
+  mailflow.exchange.snapshot:
+    peers: "{{ groups['mailflow_servers'] | difference([inventory_hostname])
+               | map('extract', hostvars) | map(attribute='mailflow_fqdn') | list }}"
+    dest: "snapshots/{{ inventory_hostname }}.json"
+"""
+
+RETURN = r"""
+snapshot:
+  description: The versioned snapshot (schema C(mailflow.snapshot/1)); see docs/snapshot.md.
+  returned: success
+  type: dict
+  contains:
+    schema: {description: Always C(mailflow.snapshot/1)., type: str}
+    platform: {description: OS, Exchange version and kind (exchange2003, exchange55, smtp_relay, windows)., type: dict}
+    items: {description: Decoded results per knowledge item., type: dict}
+    probes: {description: Raw SMTP probe results per peer (connect, banner, EHLO, MAIL, RCPT replies, timings)., type: list}
+    errors: {description: Items the host could not answer, with the reason., type: dict}
+dest:
+  description: Where the snapshot was written.
+  returned: when O(dest) is set
+  type: str
+"""
