@@ -69,6 +69,18 @@ def _b64(text: str) -> str:
     return base64.b64encode(text.encode("utf-8")).decode("ascii")
 
 
+# List items are comma-joined base64; an empty item is "-" (base64 never
+# produces it), so [""] and [] stay different on the wire.
+def _list_item(text: str) -> str:
+    return _b64(text) or "-"
+
+
+def _unlist(field: str) -> list[str]:
+    if not field:
+        return []
+    return ["" if v == "-" else base64.b64decode(v).decode("utf-8", "replace") for v in field.split(",")]
+
+
 @dataclass(frozen=True)
 class Op:
     name: str
@@ -88,7 +100,7 @@ class Op:
         fields = [self.name]
         for kind, arg in zip(OPERATIONS[self.name], self.args):
             if kind == "l":
-                fields.append(",".join(_b64(str(item)) for item in arg))
+                fields.append(",".join(_list_item(str(item)) for item in arg))
             else:
                 fields.append(_b64("" if arg is None else str(arg)))
         return "\t".join(fields)
@@ -155,7 +167,7 @@ def decode_request(request_b64: str) -> list[Op]:
         args = []
         for kind, value in zip(kinds, raw):
             if kind == "l":
-                args.append(tuple(base64.b64decode(v).decode("utf-8") for v in value.split(",")) if value else ())
+                args.append(tuple(_unlist(value)))
             else:
                 args.append(base64.b64decode(value).decode("utf-8"))
         ops.append(Op(name, tuple(args)))
@@ -176,7 +188,7 @@ def encode_value(value: Any) -> str:
     if isinstance(value, (bytes, bytearray)):
         return "b" + base64.b64encode(bytes(value)).decode("ascii")
     if isinstance(value, (list, tuple)):
-        return "m" + ",".join(_b64(str(v)) for v in value)
+        return "m" + ",".join(_list_item(str(v)) for v in value)
     if isinstance(value, UtcTime):
         return "d" + value.iso
     return "s" + _b64(str(value))
@@ -206,7 +218,7 @@ def _decode_value(token: str) -> Any:
     if tag == "b":
         return base64.b64decode(body)
     if tag == "m":
-        return [base64.b64decode(v).decode("utf-8", "replace") for v in body.split(",")] if body else []
+        return _unlist(body)
     raise ValueError(f"unknown value tag {tag!r}")
 
 

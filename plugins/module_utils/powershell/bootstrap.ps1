@@ -3,4 +3,5 @@
 $ErrorActionPreference = 'Stop'
 $mfIn = [Console]::In.ReadToEnd()
 $mfAt = $mfIn.IndexOf([char]10)
-& ([scriptblock]::Create($mfIn.Substring($mfAt + 1))) $mfIn.Substring(0, $mfAt).Trim()
+$mfRequest = $mfIn.Substring(0, $mfAt).Trim()
+& ([scriptblock]::Create($mfIn.Substring($mfAt + 1))) $mfRequest

@@ -11,7 +11,8 @@ $Inv = [Globalization.CultureInfo]::InvariantCulture
 function Dec([string]$s) { if ($s -eq '') { return '' }; return $Utf8.GetString([Convert]::FromBase64String($s)) }
 function DecList([string]$s) {
     $out = @()
-    if ($s -ne '') { foreach ($p in $s.Split(',')) { $out += (Dec $p) } }
+    # An empty item travels as '-' so that @('') and @() differ.
+    if ($s -ne '') { foreach ($p in $s.Split(',')) { if ($p -eq '-') { $out += '' } else { $out += (Dec $p) } } }
     return ,$out
 }
 function Enc([string]$s) { return [Convert]::ToBase64String($Utf8.GetBytes($s)) }
@@ -25,7 +26,7 @@ function Val($v) {
     }
     if ($v -is [Array]) {
         $items = @()
-        foreach ($x in $v) { $items += (Enc ([string]$x)) }
+        foreach ($x in $v) { $e = Enc ([string]$x); if ($e -eq '') { $e = '-' }; $items += $e }
         return 'm' + ($items -join ',')
     }
     return 's' + (Enc ([string]$v))
@@ -135,7 +136,8 @@ function AdsPath([string]$dn) {
 }
 function Op-AdsiSearch([int]$op, $a) {
     $attrs = DecList $a[2]
-    $s = New-Object DirectoryServices.DirectorySearcher((New-Object DirectoryServices.DirectoryEntry(AdsPath (Dec $a[0]))), (Dec $a[1]))
+    $root = New-Object -TypeName DirectoryServices.DirectoryEntry -ArgumentList (AdsPath (Dec $a[0]))
+    $s = New-Object -TypeName DirectoryServices.DirectorySearcher -ArgumentList $root, (Dec $a[1])
     foreach ($x in $attrs) { [void]$s.PropertiesToLoad.Add($x) }
     $s.PageSize = 500
     foreach ($r in $s.FindAll()) {
@@ -148,7 +150,7 @@ function Op-AdsiSearch([int]$op, $a) {
     }
 }
 function Op-AdsiWrite([int]$op, $a) {
-    $e = New-Object DirectoryServices.DirectoryEntry(AdsPath (Dec $a[0]))
+    $e = New-Object -TypeName DirectoryServices.DirectoryEntry -ArgumentList (AdsPath (Dec $a[0]))
     $attr = Dec $a[1]; $vals = DecList $a[2]; $asInt = (Dec $a[3]) -eq 'int'
     $prev = @(); foreach ($v in $e.Properties[$attr]) { $prev += [string]$v }
     Row $op 'prev' @('values', $prev)
