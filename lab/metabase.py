@@ -74,7 +74,9 @@ def parse(text: str) -> dict[str, dict[str, str]]:
 
 def set_property(text: str, location: str, prop: str, value: str | None) -> str:
     """Return new MetaBase.xml text with one property set (None removes it)."""
-    locations = {v["_location"]: {k: p for k, p in v.items() if not k.startswith("_")} for v in parse(text).values()}
+    # "." is IIS_Global (history bookkeeping), which render() writes itself.
+    locations = {v["_location"]: {k: p for k, p in v.items() if not k.startswith("_")}
+                 for v in parse(text).values() if v["_location"] != "."}
     key = next((k for k in locations if k.lower() == location.lower()), location)
     props = locations.setdefault(key, {})
     existing = next((k for k in props if k.lower() == prop.lower()), None)

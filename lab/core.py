@@ -1,0 +1,173 @@
+"""The running lab: one process, every host's WinRM and SMTP listeners.
+
+Protocol handling (lab.wsman, lab.smtp) stays apart from host state
+(lab.state) the way moto separates responses from backends; this module only
+wires them together and answers the few questions that need both (run a
+command, probe peers, control a service).
+"""
+from __future__ import annotations
+
+import os
+import threading
+from typing import Any
+
+import yaml
+
+from lab import shell
+from lab.ca import LabCA
+from lab.runtime import Metrics
+from lab.services import ServiceError, ServiceManager
+from lab.smtp.blackhole import Blackhole
+from lab.smtp.probe import probe_many
+from lab.smtp.server import SmtpListener
+from lab.state import FleetState, HostState
+from lab.wsman.server import WinRMListener
+
+# Where the simulated network sends SYNs it drops (a listener whose accept
+# queue is kept full, so connects really time out).
+BLACKHOLE_ADDRESS = "127.255.255.254"
+
+# Win32_Service.StartService/StopService return values (MSDN Win32_Service).
+_WMI_SERVICE_CODES = {1058: 14, 1060: 5, 1051: 3, 1056: 10}
+
+
+def winrm_enabled(host: HostState) -> bool:
+    return bool(getattr(host, "winrm", True))
+
+
+class Lab:
+    def __init__(self, fleet: FleetState, workdir: str) -> None:
+        self.fleet = fleet
+        self.workdir = workdir
+        os.makedirs(workdir, exist_ok=True)
+        self.metrics = Metrics()
+        self.ca = LabCA(os.path.join(workdir, "ca"))
+        self.services = ServiceManager(fleet, self.metrics, on_change=self._on_service_change)
+        self.winrm: list[WinRMListener] = []
+        self.smtp: dict[str, SmtpListener] = {}
+        self.blackhole: Blackhole | None = None
+        self._started = False
+        self._lock = threading.Lock()
+
+    # -- lifecycle
+    def start(self) -> "Lab":
+        smtp_port = None
+        for host in self.fleet.hosts.values():
+            smtp_port = host.ports.get("smtp", 25)
+            listener = SmtpListener(self.fleet, self.metrics, host.name)
+            listener.start()
+            self.smtp[host.name] = listener
+            if not winrm_enabled(host):
+                continue
+            for scheme in ("http", "https"):
+                ctx = self.ca.server_context(host) if scheme == "https" else None
+                w = WinRMListener(self.fleet, self.metrics, host.name, self.execute, scheme=scheme, ssl_context=ctx)
+                w.start()
+                self.winrm.append(w)
+        self.blackhole = Blackhole(BLACKHOLE_ADDRESS, smtp_port or 25)
+        self.blackhole.start()
+        self._started = True
+        return self
+
+    def stop(self) -> None:
+        for w in self.winrm:
+            w.stop()
+        for s in self.smtp.values():
+            s.stop()
+        if self.blackhole:
+            self.blackhole.stop()
+        self.winrm, self.smtp, self._started = [], {}, False
+
+    def __enter__(self) -> "Lab":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    # -- what hosts do
+    def execute(self, host_name: str, command_line: str, stdin: bytes) -> tuple[bytes, bytes, int]:
+        return shell.execute(self, host_name, command_line, stdin)
+
+    def probe(self, src_host: str, targets: list[dict]) -> list[dict]:
+        return probe_many(self.fleet, src_host, targets, blackhole=self.blackhole)
+
+    def control_service(self, host_name: str, name: str, action: str) -> int:
+        """Win32_Service method semantics: 0 on success, else its return code."""
+        try:
+            if action in ("auto", "manual", "disabled"):
+                self.services.set_start_mode(host_name, name, action)
+            elif action == "start":
+                self.services.start(host_name, name)
+            elif action == "stop":
+                self.services.stop(host_name, name)
+            elif action == "restart":
+                self.services.restart(host_name, name)
+            else:
+                return 21  # Status Invalid Parameter
+        except ServiceError as exc:
+            return _WMI_SERVICE_CODES.get(getattr(exc, "code", 0), 8)  # 8: Unknown Failure
+        return 0
+
+    def _on_service_change(self, host_name: str) -> None:
+        listener = self.smtp.get(host_name)
+        if listener is not None:
+            listener.refresh()
+
+    def refresh(self, host_name: str | None = None) -> None:
+        """Re-derive listener behaviour after a direct state edit (tests, CLI)."""
+        for name, listener in self.smtp.items():
+            if host_name is None or name == host_name:
+                listener.refresh()
+
+    def derived_wmi(self, host: HostState) -> dict[str, list[dict]]:
+        """root\\cimv2 classes Windows computes from state kept elsewhere."""
+        os_info = host.os
+        return {
+            "Win32_OperatingSystem": [{
+                "Caption": os_info.get("caption"), "Version": os_info.get("version"),
+                "BuildNumber": str(os_info.get("build", "")), "CSDVersion": os_info.get("service_pack"),
+                "ServicePackMajorVersion": int(os_info.get("service_pack_major", 0) or 0),
+                "CSName": os_info.get("computer_name", host.name), "WindowsDirectory": host.system_root,
+            }],
+            "Win32_ComputerSystem": [{
+                "Name": os_info.get("computer_name", host.name), "Domain": os_info.get("domain", ""),
+                "DNSHostName": host.fqdn.split(".")[0],
+            }],
+            "Win32_Service": [{
+                "Name": s.name, "DisplayName": s.display_name,
+                "State": {"running": "Running", "stopped": "Stopped"}.get(s.state, s.state),
+                "StartMode": {"auto": "Auto", "manual": "Manual", "disabled": "Disabled"}.get(s.start_mode, s.start_mode),
+            } for s in host.services.values()],
+        }
+
+    # -- for users of the lab
+    def inventory(self) -> dict[str, Any]:
+        """An Ansible inventory for this lab: WinRM over HTTPS, certificate validation ON."""
+        managed, unmanaged = {}, {}
+        first = next(iter(self.fleet.hosts.values()))
+        for host in self.fleet.hosts.values():
+            hv: dict[str, Any] = {"ansible_host": host.address, "mailflow_fqdn": host.fqdn}
+            if host.ports.get("https", 5986) != 5986:
+                hv["ansible_port"] = host.ports["https"]
+            if (host.username, host.password) != (first.username, first.password):
+                hv["ansible_user"], hv["ansible_password"] = host.username, host.password
+            (managed if winrm_enabled(host) else unmanaged)[host.name] = hv
+        return {"all": {
+            "vars": {
+                "ansible_connection": "winrm", "ansible_port": 5986, "ansible_winrm_scheme": "https",
+                "ansible_winrm_transport": "basic", "ansible_winrm_server_cert_validation": "validate",
+                "ansible_winrm_ca_trust_path": self.ca.ca_pem_path,
+                "ansible_user": first.username, "ansible_password": first.password,
+            },
+            "children": {
+                "mailflow_servers": {"hosts": managed},
+                # Peers we cannot manage (e.g. Exchange 5.5 on Windows 2000, no WinRM): probed, never logged into.
+                "mailflow_unmanaged": {"hosts": unmanaged},
+            },
+        }}
+
+    def write_inventory(self, path: str) -> None:
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        with open(path, "w", encoding="utf-8") as fh:
+            fh.write("# Written by `python -m lab up`; the lab's own CA makes certificate validation possible.\n")
+            yaml.safe_dump(self.inventory(), fh, sort_keys=False)

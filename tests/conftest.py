@@ -1,0 +1,61 @@
+"""Shared fixtures: labs on their own loopback blocks, started and always stopped."""
+from __future__ import annotations
+
+import copy
+import itertools
+import os
+import re
+
+import pytest
+import yaml
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DEMO = os.path.join(ROOT, "lab", "scenarios", "demo.yml")
+_BLOCKS = itertools.count(101)  # 127.<block>.x.y: one block per lab, so labs never share an address
+
+
+def relocate(data: dict) -> dict:
+    """The same scenario on a fresh 127.<n>.x.y block."""
+    data = copy.deepcopy(data)
+    block = next(_BLOCKS)
+    for host in data["hosts"].values():
+        if "address" in host:
+            host["address"] = re.sub(r"^127\.\d+\.", f"127.{block}.", host["address"])
+    return data
+
+
+def demo_data() -> dict:
+    with open(DEMO, encoding="utf-8") as fh:
+        return yaml.safe_load(fh)
+
+
+@pytest.fixture
+def lab_factory(tmp_path):
+    """start(data) -> a running Lab for that scenario data (relocated)."""
+    from lab.core import Lab
+    from lab.scenario import load_scenario_data
+
+    started = []
+
+    def start(data: dict, relocate_addresses: bool = True):
+        data = relocate(data) if relocate_addresses else data
+        fleet = load_scenario_data(data, source="<test>")
+        lab_ = Lab(fleet, str(tmp_path / f"lab{len(started)}")).start()
+        started.append(lab_)
+        return lab_
+
+    yield start
+    for lab_ in started:
+        lab_.stop()
+
+
+@pytest.fixture(scope="session")
+def demo_lab(tmp_path_factory):
+    """The demo fleet, shared by tests that only read from it."""
+    from lab.core import Lab
+    from lab.scenario import load_scenario_data
+
+    fleet = load_scenario_data(relocate(demo_data()), source=DEMO)
+    lab_ = Lab(fleet, str(tmp_path_factory.mktemp("demo-lab"))).start()
+    yield lab_
+    lab_.stop()
