@@ -10,7 +10,7 @@ name: snapshot_table
 short_description: Per-host table of mailflow snapshots
 description:
   - Host, OS, Exchange build, the SMTP banner its peers saw, and counts (events 4006, links in retry, queue files, probes that got 220 and 250).
-  - Returns a list of lines, so C(debug) prints it readably.
+  - Returns one multi-line string (the YAML callback prints it as a literal block, unwrapped).
 positional: hosts
 options:
   _input:
@@ -34,7 +34,7 @@ def snapshot_table(hostvars, hosts, var="mailflow_snapshot"):
     for host in hosts:
         registered = hostvars[host].get(var) if host in hostvars else None
         snaps[host] = registered.get("snapshot") if isinstance(registered, dict) else None
-    return table(snapshot_rows(snaps)).split("\n")
+    return table(snapshot_rows(snaps)) + "\n"
 
 
 class FilterModule:

@@ -1,14 +1,16 @@
 """A plain-text per-host summary of snapshots (what `make demo` and the play print)."""
 from __future__ import annotations
 
+import re
 from typing import Any
 
 COLUMNS = ("host", "kind", "os", "exchange", "banner seen by peers", "4006", "retry", "queue", "probes ok")
 
 
 def _os(snap: dict) -> str:
+    """'Microsoft(R) Windows(R) Server 2003, Enterprise Edition' + 'Service Pack 2' -> 'Server 2003 SP2'."""
     os_info = snap["platform"]["os"]
-    caption = (os_info.get("caption") or "?").replace("Microsoft ", "").replace("Windows Server", "Win")
+    caption = re.sub(r"\(R\)|Microsoft|Windows|,.*$", "", os_info.get("caption") or "?").strip()
     sp = (os_info.get("service_pack") or "").replace("Service Pack ", "SP")
     return f"{caption} {sp}".strip()
 
@@ -27,7 +29,7 @@ def banner_seen(host: str, snaps: dict[str, Any]) -> str:
         return "(not probed)"
     for p in seen:
         if p.get("banner"):
-            return p["banner"].split("\n")[0][:48]
+            return p["banner"].split("\n")[0][:40]
     connects = sorted({p.get("connect") or "?" for p in seen})
     if connects == ["ok"]:
         return "(no banner)"
