@@ -86,6 +86,12 @@ def cmd_down(args) -> int:
     except (OSError, FileNotFoundError) as exc:
         print(f"lab down: not running ({exc})")
         return 0
+    # The lab removes its run file once every listener is closed; wait for that,
+    # so a following `up` finds the addresses free.
+    run_file = os.path.join(args.state_dir, RUN_FILE)
+    deadline = time.monotonic() + 30
+    while os.path.exists(run_file) and time.monotonic() < deadline:
+        time.sleep(0.05)
     print("lab down" + (f": state dumped to {args.dump}" if args.dump else ""))
     return 0
 

@@ -64,7 +64,7 @@ class Lab:
                 w = WinRMListener(self.fleet, self.metrics, host.name, self.execute, scheme=scheme, ssl_context=ctx)
                 w.start()
                 self.winrm.append(w)
-        self.blackhole = Blackhole(BLACKHOLE_ADDRESS, smtp_port or 25)
+        self.blackhole = Blackhole(BLACKHOLE_ADDRESS, 0)  # any free port: several labs may run at once
         self.blackhole.start()
         self._started = True
         return self

@@ -14,7 +14,7 @@ description:
     products and MSI features, Application events, Exchange WMI links, queue folder files, TCP connections -
     and probes the given SMTP peers (banner, EHLO, MAIL, RCPT; never DATA), all peers at once.
   - Runs a small PowerShell 2.0 script through the host's own connection (the raw path), so it works on hosts
-    where ansible-core's module wrapper refuses PowerShell below 5.1. Use it with C(gather_facts: false).
+    where ansible-core's module wrapper refuses PowerShell below 5.1. Use it in plays with C(gather_facts) off.
   - The command line stays at about 1,000 characters whatever the number of peers or items (cmd.exe refuses
     lines over 8,191); the request and script travel on stdin, and every value reaches PowerShell base64-encoded.
   - What is collected, and why, is data in C(plugins/module_utils/knowledge.yml); the inventory can override it

@@ -1,0 +1,43 @@
+"""The collection as Ansible and a user see it: docs, build, FQCN resolution."""
+import glob
+import os
+import subprocess
+import sys
+import tarfile
+
+import pytest
+
+from tests.conftest import ROOT
+
+BIN = os.path.dirname(sys.executable)
+ENV = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"), ANSIBLE_NOCOLOR="1")
+
+
+def test_every_action_plugin_has_a_doc_stub_that_renders():
+    actions = [os.path.basename(p) for p in glob.glob(os.path.join(ROOT, "plugins", "action", "*.py"))]
+    assert actions
+    for name in actions:
+        assert os.path.exists(os.path.join(ROOT, "plugins", "modules", name)), name
+        out = subprocess.run([os.path.join(BIN, "ansible-doc"), f"mailflow.exchange.{name[:-3]}"], cwd=ROOT, env=ENV,
+                             capture_output=True, text=True, timeout=120)
+        assert out.returncode == 0, out.stderr
+        assert "corresponding action plugin" in out.stdout and "one WinRM command" in out.stdout
+
+
+def test_filter_doc_renders():
+    out = subprocess.run([os.path.join(BIN, "ansible-doc"), "-t", "filter", "mailflow.exchange.snapshot_table"], cwd=ROOT,
+                         env=ENV, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and "literal block" in out.stdout, out.stderr
+
+
+@pytest.mark.slow
+def test_galaxy_build_leaves_the_lab_tests_and_bench_out(tmp_path):
+    out = subprocess.run([os.path.join(BIN, "ansible-galaxy"), "collection", "build", "--output-path", str(tmp_path), "--force", ROOT],
+                         cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    (tarball,) = glob.glob(str(tmp_path / "mailflow-exchange-*.tar.gz"))
+    names = tarfile.open(tarball).getnames()
+    assert "plugins/action/snapshot.py" in names and "plugins/module_utils/powershell/dispatcher.ps1" in names
+    assert "plugins/module_utils/knowledge.yml" in names and "playbooks/snapshot.yml" in names
+    for excluded in ("lab/", "tests/", "bench/", "collections/", ".venv/"):
+        assert not [n for n in names if n.startswith(excluded)], excluded
