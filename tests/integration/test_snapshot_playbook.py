@@ -72,7 +72,7 @@ def test_demo_fleet_one_command_per_host(demo_lab, tmp_path):
     queuing = ex5["items"]["smtpsvc_queuing"]
     assert next(iter(queuing.values()))["values"]["GlitchRetrySeconds"] == {"type": "REG_DWORD", "data": 30}
     ex8 = {p["peer"]: p for p in snaps["EXCH08"]["probes"]}
-    assert ex8["EXCH06"]["ehlo"].startswith("500") and "*" in ex8["EXCH06"]["banner"]  # PIX on that path...
+    assert ex8["EXCH04"]["ehlo"].startswith("500") and "*" in ex8["EXCH04"]["banner"]  # PIX on that path...
     assert ex8["EXCH05"]["connect"] == "timeout"  # ...and a blocked pair
     assert snaps["EXCH07"]["items"]["metabase"]["text"] != demo_lab.fleet.host("EXCH01").files.read(
         demo_lab.fleet.host("EXCH01").metabase_path).data.decode()
