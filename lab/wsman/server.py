@@ -83,7 +83,7 @@ class WinRMListener:
         self._server = _WSManHTTPServer(self.address, self)
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": _POLL_INTERVAL},
-            name=f"winrm-{self.host_name}-{self.scheme}", daemon=True,
+            name="winrm-%s-%s@%s:%s" % (self.host_name, self.scheme, *self.address), daemon=True,
         )
         self._thread.start()
 
