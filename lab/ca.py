@@ -75,14 +75,7 @@ class LabCA:
             .add_extension(x509.SubjectAlternativeName(names), critical=False)
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
             .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-            .add_extension(
-                x509.KeyUsage(
-                    digital_signature=True, key_encipherment=False, content_commitment=False,
-                    data_encipherment=False, key_agreement=False, key_cert_sign=False,
-                    crl_sign=False, encipher_only=False, decipher_only=False,
-                ),
-                critical=True,
-            )
+            .add_extension(_key_usage(digital_signature=True), critical=True)
             .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
             .add_extension(
                 x509.AuthorityKeyIdentifier.from_issuer_public_key(self._cert.public_key()), critical=False
@@ -101,6 +94,14 @@ class LabCA:
         return context
 
 
+def _key_usage(**allowed: bool) -> x509.KeyUsage:
+    """KeyUsage with only the named bits set."""
+    bits = dict.fromkeys(("digital_signature", "key_encipherment", "content_commitment", "data_encipherment",
+                          "key_agreement", "key_cert_sign", "crl_sign", "encipher_only", "decipher_only"), False)
+    bits.update(allowed)
+    return x509.KeyUsage(**bits)
+
+
 def _new_ca() -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([
@@ -117,14 +118,7 @@ def _new_ca() -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
         .not_valid_before(now - _CLOCK_SKEW)
         .not_valid_after(now + _CA_VALIDITY)
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=False, key_encipherment=False, content_commitment=False,
-                data_encipherment=False, key_agreement=False, key_cert_sign=True,
-                crl_sign=True, encipher_only=False, decipher_only=False,
-            ),
-            critical=True,
-        )
+        .add_extension(_key_usage(key_cert_sign=True, crl_sign=True), critical=True)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
         .sign(key, hashes.SHA256())
     )
