@@ -31,10 +31,6 @@ BLACKHOLE_ADDRESS = "127.255.255.254"
 _WMI_SERVICE_CODES = {1058: 14, 1060: 5, 1051: 3, 1056: 10}
 
 
-def winrm_enabled(host: HostState) -> bool:
-    return bool(getattr(host, "winrm", True))
-
-
 class Lab:
     def __init__(self, fleet: FleetState, workdir: str) -> None:
         self.fleet = fleet
@@ -57,7 +53,7 @@ class Lab:
             listener = SmtpListener(self.fleet, self.metrics, host.name)
             listener.start()
             self.smtp[host.name] = listener
-            if not winrm_enabled(host):
+            if not host.winrm:
                 continue
             for scheme in ("http", "https"):
                 ctx = self.ca.server_context(host) if scheme == "https" else None
@@ -133,11 +129,7 @@ class Lab:
                 "Name": os_info.get("computer_name", host.name), "Domain": os_info.get("domain", ""),
                 "DNSHostName": host.fqdn.split(".")[0],
             }],
-            "Win32_Service": [{
-                "Name": s.name, "DisplayName": s.display_name,
-                "State": {"running": "Running", "stopped": "Stopped"}.get(s.state, s.state),
-                "StartMode": {"auto": "Auto", "manual": "Manual", "disabled": "Disabled"}.get(s.start_mode, s.start_mode),
-            } for s in host.services.values()],
+            "Win32_Service": [s.win32() for s in host.services.values()],
         }
 
     # -- for users of the lab
@@ -151,7 +143,7 @@ class Lab:
                 hv["ansible_port"] = host.ports["https"]
             if (host.username, host.password) != (first.username, first.password):
                 hv["ansible_user"], hv["ansible_password"] = host.username, host.password
-            (managed if winrm_enabled(host) else unmanaged)[host.name] = hv
+            (managed if host.winrm else unmanaged)[host.name] = hv
         return {"all": {
             "vars": {
                 "ansible_connection": "winrm", "ansible_port": 5986, "ansible_winrm_scheme": "https",

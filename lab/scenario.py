@@ -29,7 +29,7 @@ from lab.state import ActiveDirectory, FleetState, Filesystem, HostState, Regist
 
 __all__ = [
     "ScenarioError", "Templates", "deep_merge", "dump_state", "fleet_from_plain", "fleet_to_plain",
-    "load_scenario", "load_scenario_data", "load_state", "server_dn", "winrm_enabled",
+    "load_scenario", "load_scenario_data", "load_state", "server_dn",
 ]
 
 LAB_DIR = Path(__file__).resolve().parent
@@ -289,7 +289,6 @@ def _build_host(name: str, spec: dict, dns_domain: str | None) -> HostState:
         ports={**DEFAULT_PORTS, **(spec.get("ports") or {})},
     )
     # HostState has no field for "this box has no WinRM" (Windows 2000): the
-    # lab reads it as getattr(host, "winrm", True) (lab.core.winrm_enabled).
     host.winrm = spec.get("winrm", True)
     if not host.winrm:
         host.ports = {k: v for k, v in host.ports.items() if k not in ("http", "https")}
@@ -350,17 +349,13 @@ def _add_host_ad(ad: ActiveDirectory, name: str, spec: dict, organization: dict 
 
 # --------------------------------------------------------------------------- plain round trip
 
-def winrm_enabled(host: HostState) -> bool:
-    return bool(getattr(host, "winrm", True))
-
-
 def fleet_to_plain(fleet: FleetState) -> dict:
     """Every field of the fleet as a template-free scenario (what `dump` writes)."""
     with fleet.lock:
         hosts = {
             h.name: {
                 "fqdn": h.fqdn, "address": h.address, "username": h.username, "password": h.password,
-                "winrm": winrm_enabled(h), "ports": dict(h.ports), "os": copy.deepcopy(h.os),
+                "winrm": h.winrm, "ports": dict(h.ports), "os": copy.deepcopy(h.os),
                 "system_root": h.system_root,
                 "registry": h.registry.to_plain(), "files": h.files.to_plain(),
                 "services": {key: {"display_name": s.display_name, "state": s.state, "start_mode": s.start_mode,

@@ -208,6 +208,10 @@ class Filesystem:
         return fs
 
 
+_WIN32_STATE = {"running": "Running", "stopped": "Stopped"}
+_WIN32_START_MODE = {"auto": "Auto", "manual": "Manual", "disabled": "Disabled"}
+
+
 @dataclass
 class Service:
     name: str
@@ -215,6 +219,12 @@ class Service:
     state: str = "running"  # running | stopped
     start_mode: str = "auto"  # auto | manual | disabled
     depends_on: list[str] = field(default_factory=list)
+
+    def win32(self) -> dict:
+        """The service as WMI's Win32_Service reports it."""
+        return {"Name": self.name, "DisplayName": self.display_name,
+                "State": _WIN32_STATE.get(self.state, self.state),
+                "StartMode": _WIN32_START_MODE.get(self.start_mode, self.start_mode)}
 
 
 @dataclass
@@ -237,6 +247,7 @@ class HostState:
     firewall: dict  # enabled, open_ports: [{port, protocol, scope, name}]
     system_root: str = "C:\\WINDOWS"
     ports: dict = field(default_factory=lambda: {"http": 5985, "https": 5986, "smtp": 25})
+    winrm: bool = True  # False: no WinRM at all (e.g. Exchange 5.5 on Windows 2000): probed, never managed
 
     def service(self, name: str) -> Service | None:
         for svc in self.services.values():

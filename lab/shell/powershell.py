@@ -255,12 +255,9 @@ class DispatcherEmulation:
                      "type", e.get("type", "Warning"), "category", e.get("category", ""), "message", e.get("message", ""))
 
     # -- services
-    _STATE = {"running": "Running", "stopped": "Stopped"}
-    _MODE = {"auto": "Auto", "manual": "Manual", "disabled": "Disabled"}
-
     def _svc_row(self, index: int, kind: str, svc) -> None:
-        self.row(index, kind, "name", svc.name, "display_name", svc.display_name,
-                 "state", self._STATE.get(svc.state, svc.state), "start_mode", self._MODE.get(svc.start_mode, svc.start_mode))
+        w = svc.win32()
+        self.row(index, kind, "name", w["Name"], "display_name", w["DisplayName"], "state", w["State"], "start_mode", w["StartMode"])
 
     def op_service_query(self, index: int, names: tuple) -> None:
         for name in names:

@@ -40,7 +40,7 @@ def failure_block(out: str, host: str) -> str:
 
 
 def managed(lab):
-    return sorted(h.name for h in lab.fleet.hosts.values() if getattr(h, "winrm", True))
+    return sorted(h.name for h in lab.fleet.hosts.values() if h.winrm)
 
 
 def test_demo_fleet_one_command_per_host(demo_lab, tmp_path):

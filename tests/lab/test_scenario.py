@@ -14,7 +14,7 @@ from lab import metabase
 from lab.generator import generate
 from lab.scenario import (
     DEMO_SCENARIO, TEMPLATE_DIR, ScenarioError, Templates, dump_state, fleet_from_plain, fleet_to_plain,
-    load_scenario, load_scenario_data, load_state, server_dn, winrm_enabled,
+    load_scenario, load_scenario_data, load_state, server_dn,
 )
 from lab.scenario_schema import read_yaml
 
@@ -111,7 +111,7 @@ def test_demo_smart_host_in_ad_and_metabase(demo):
 
 def test_demo_exchange55_and_relay(demo):
     legacy = demo.host("EXCH55")
-    assert not winrm_enabled(legacy) and "http" not in legacy.ports and "https" not in legacy.ports
+    assert not legacy.winrm and "http" not in legacy.ports and "https" not in legacy.ports
     assert legacy.service("SMTPSVC") is None and legacy.service("MSExchangeIMC") is not None
     assert legacy.registry.get(r"HKLM\SOFTWARE\Microsoft\Exchange\Setup", "ServicePackBuild").data == 2650
     established = [c for c in legacy.tcp_connections if c["remote"].endswith(":25") and c["state"] == "ESTABLISHED"]
@@ -242,8 +242,8 @@ def test_round_trip_is_identical(demo, source):
     plain = fleet_to_plain(fleet)
     again = fleet_from_plain(copy.deepcopy(plain))
     assert fleet_to_plain(again) == plain
-    without_winrm = {n for n, h in fleet.hosts.items() if not winrm_enabled(h)}
-    assert {n for n, h in again.hosts.items() if not winrm_enabled(h)} == without_winrm
+    without_winrm = {n for n, h in fleet.hosts.items() if not h.winrm}
+    assert {n for n, h in again.hosts.items() if not h.winrm} == without_winrm
 
 
 @pytest.mark.parametrize("suffix", [".json", ".yml"])
