@@ -23,7 +23,7 @@ from typing import Any
 
 import yaml
 
-from lab import metabase
+from lab import firewall, metabase
 from lab.scenario_schema import ScenarioError, error_lines, raise_if_any, read_yaml, validate, validate_document
 from lab.state import ActiveDirectory, FleetState, Filesystem, HostState, Registry, Service, normalize_key
 
@@ -273,7 +273,7 @@ def _build_host(name: str, spec: dict, dns_domain: str | None) -> HostState:
         username=spec["username"],
         password=spec["password"],
         os=os_info,
-        registry=Registry.from_plain(spec.get("registry") or {}),
+        registry=Registry.from_plain(_with_firewall(spec)),
         files=files,
         services={
             key: Service(key, svc["display_name"], svc.get("state", "running"), svc.get("start_mode", "auto"),
@@ -284,15 +284,21 @@ def _build_host(name: str, spec: dict, dns_domain: str | None) -> HostState:
         wmi=copy.deepcopy(spec.get("wmi") or {}),
         tcp_connections=copy.deepcopy(spec.get("tcp_connections") or []),
         smtp_engine=copy.deepcopy(spec.get("smtp_engine") or {}),
-        firewall={"enabled": False, "open_ports": [], **copy.deepcopy(spec.get("firewall") or {})},
         system_root=system_root,
         ports={**DEFAULT_PORTS, **(spec.get("ports") or {})},
     )
-    # HostState has no field for "this box has no WinRM" (Windows 2000): the
     host.winrm = spec.get("winrm", True)
     if not host.winrm:
         host.ports = {k: v for k, v in host.ports.items() if k not in ("http", "https")}
     return host
+
+
+def _with_firewall(spec: dict) -> dict:
+    """The host's registry with its `firewall:` block written where Windows keeps it."""
+    registry = copy.deepcopy(spec.get("registry") or {})
+    for key, values in firewall.to_registry(spec.get("firewall")).items():
+        registry.setdefault(key, {}).update(values)
+    return registry
 
 
 def _metabase_files(spec: dict, system_root: str) -> dict[str, dict]:
@@ -361,7 +367,7 @@ def fleet_to_plain(fleet: FleetState) -> dict:
                 "services": {key: {"display_name": s.display_name, "state": s.state, "start_mode": s.start_mode,
                                    "depends_on": list(s.depends_on)} for key, s in h.services.items()},
                 **copy.deepcopy({"events": h.events, "wmi": h.wmi, "tcp_connections": h.tcp_connections,
-                                 "smtp_engine": h.smtp_engine, "firewall": h.firewall}),
+                                 "smtp_engine": h.smtp_engine}),
             }
             for h in fleet.hosts.values()
         }

@@ -244,7 +244,6 @@ class HostState:
     wmi: dict[str, dict[str, list[dict]]]  # namespace -> class -> instances (raw WMI objects)
     tcp_connections: list[dict]  # local, remote, state
     smtp_engine: dict  # how the host's SMTP listener software behaves beyond IIS (e.g. greylisting)
-    firewall: dict  # enabled, open_ports: [{port, protocol, scope, name}]
     system_root: str = "C:\\WINDOWS"
     ports: dict = field(default_factory=lambda: {"http": 5985, "https": 5986, "smtp": 25})
     winrm: bool = True  # False: no WinRM at all (e.g. Exchange 5.5 on Windows 2000): probed, never managed

@@ -16,6 +16,7 @@ import enum
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
+from lab import firewall
 from lab.metabase import MetabaseCorrupt, parse
 from lab.smtp.inspection import SMTP_PORT, inspects_smtp
 from lab.state import FleetState, HostState
@@ -82,22 +83,12 @@ def listen_mode(host: HostState) -> ListenMode:
     service = host.service(smtp_service_name(host))
     if service is None or service.state != "running":
         return ListenMode.REFUSED
-    if not _firewall_allows_smtp(host.firewall or {}):
+    if not firewall.allows(host.registry, SMTP_PORT):
         return ListenMode.FILTERED
     return ListenMode.NORMAL
 
 
-def _firewall_allows_smtp(firewall: dict) -> bool:
-    if not firewall.get("enabled"):
-        return True
-    for rule in firewall.get("open_ports") or []:
-        try:
-            port = int(rule.get("port"))
-        except (TypeError, ValueError):
-            continue
-        if port == SMTP_PORT and str(rule.get("protocol", "TCP")).upper() == "TCP":
-            return True
-    return False
+
 
 
 def read_metabase(host: HostState) -> dict[str, dict[str, str]] | None:

@@ -65,7 +65,12 @@ def test_demo_fleet_one_command_per_host(demo_lab, tmp_path):
     assert probes["EXCH02"]["banner"].startswith("220 ") and "XEXCH50" in probes["EXCH02"]["ehlo"]
     assert probes["EXCH07"]["connect"] == "refused"  # SMTPSVC stopped in its state
     assert probes["EXCH06"]["connect"] == "ok" and probes["EXCH06"]["banner"] == ""  # empty ConnectResponse
-    assert probes["EXCH03"]["connect"] == "timeout"  # Windows Firewall without TCP 25
+    assert probes["EXCH03"]["connect"] == "timeout"  # Windows Firewall without TCP 25...
+    fw = snaps["EXCH03"]["items"]["firewall_policy"]  # ...which its own snapshot shows, from the registry
+    policy = next(v for k, v in fw.items() if k.endswith("StandardProfile"))
+    open_list = next(v for k, v in fw.items() if k.endswith("GloballyOpenPorts\\List"))
+    assert policy["values"]["EnableFirewall"]["data"] == 1 and "25:TCP" not in open_list["values"]
+    assert "3389:TCP" in open_list["values"]
     assert probes["RELAY01"]["rcpt"].startswith("450")  # greylisting on first sight
     assert "Exchange Internet Mail Service 5.5" in probes["EXCH55"]["banner"]
     ex5 = snaps["EXCH05"]

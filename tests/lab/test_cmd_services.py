@@ -65,7 +65,7 @@ def make_host(name: str = "EXCH01", exchange: bool = True) -> HostState:
         name=name, fqdn=f"{name.lower()}.lab.local", address="127.0.0.2", username="LAB\\labadmin",
         password="x", os={"computer_name": name, "version": "5.2.3790", "domain": "lab.local"},
         registry=registry, files=files, services=services, events=[], wmi={}, tcp_connections=[],
-        smtp_engine={}, firewall={},
+        smtp_engine={},
     )
 
 

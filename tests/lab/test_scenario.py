@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from lab import firewall
 from lab import metabase
 from lab.generator import generate
 from lab.scenario import (
@@ -62,7 +63,7 @@ def test_healthy_hosts_are_clean(demo):
         assert host.events == [] and host.tcp_connections == []
         assert host.wmi[EXCHANGE_V2]["Exchange_SMTPLink"] == []
         assert not host.registry.key_exists(QUEUING)
-        assert host.firewall["enabled"] is False
+        assert firewall.enabled(host.registry) is False
         assert host.service("SMTPSVC").state == "running"
         props = vs1(host)
         assert "ConnectResponse" not in props and "SmartHost" not in props

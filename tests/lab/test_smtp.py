@@ -13,6 +13,7 @@ import time
 
 import pytest
 
+from lab import firewall
 from lab.metabase import render
 from lab.runtime import Metrics
 from lab.smtp import Blackhole, SmtpListener, probe_many
@@ -49,7 +50,7 @@ def make_host(name: str, *, kind: str = "exchange2003", metabase: dict | None = 
         os={"caption": "Microsoft(R) Windows(R) Server 2003, Standard Edition", "version": "5.2.3790",
             "build": "3790", "service_pack": "Service Pack 2", "computer_name": name, "domain": "corp.example"},
         registry=registry, files=files, services=services, events=[], wmi={}, tcp_connections=[],
-        smtp_engine=smtp_engine or {}, firewall={"enabled": False, "open_ports": []},
+        smtp_engine=smtp_engine or {},
         ports={"http": 5985, "https": 5986, "smtp": free_port(address)},
     )
     if metabase_text is None:
@@ -199,7 +200,8 @@ def test_stopped_service_refuses_and_restart_serves_again(lab):
 
 def test_firewall_without_port_25_filters(lab):
     exch = make_host("EXCH01")
-    exch.firewall = {"enabled": True, "open_ports": [{"port": 3389, "protocol": "TCP", "scope": "*", "name": "RDP"}]}
+    rdp = {"port": 3389, "protocol": "TCP", "scope": "*", "name": "RDP"}
+    firewall.set_firewall(exch.registry, True, [rdp])
     fleet = make_fleet(exch, make_host("SRC"))
     listener = lab(fleet)["EXCH01"]
     assert listener.mode is ListenMode.FILTERED
@@ -212,7 +214,8 @@ def test_firewall_without_port_25_filters(lab):
         with pytest.raises(socket.timeout):
             s.connect((exch.address, exch.ports["smtp"]))
     with fleet.lock:
-        exch.firewall["open_ports"].append({"port": 25, "protocol": "TCP", "scope": "*", "name": "SMTP"})
+        # Opening the port where Windows keeps it (the registry) is what un-filters it.
+        firewall.set_firewall(exch.registry, True, [rdp, {"port": 25, "protocol": "TCP", "scope": "*", "name": "SMTP"}])
     listener.refresh()
     assert probe(fleet, "SRC", "EXCH01")["connect"] == "ok"
 

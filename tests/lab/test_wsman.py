@@ -59,7 +59,7 @@ def make_host(name: str, username: str, password: str) -> HostState:
         os={"caption": "Microsoft(R) Windows(R) Server 2003, Enterprise Edition", "version": "5.2.3790",
             "build": "3790", "service_pack": "Service Pack 2", "computer_name": name, "domain": "corp.example"},
         registry=Registry(), files=Filesystem(), services={}, events=[], wmi={}, tcp_connections=[],
-        smtp_engine={}, firewall={"enabled": False, "open_ports": []},
+        smtp_engine={},
         ports={"http": HTTP_PORT, "https": HTTPS_PORT, "smtp": 25},
     )
 
