@@ -8,7 +8,6 @@ command, probe peers, control a service).
 from __future__ import annotations
 
 import os
-import threading
 from typing import Any
 
 import yaml
@@ -42,14 +41,10 @@ class Lab:
         self.winrm: list[WinRMListener] = []
         self.smtp: dict[str, SmtpListener] = {}
         self.blackhole: Blackhole | None = None
-        self._started = False
-        self._lock = threading.Lock()
 
     # -- lifecycle
     def start(self) -> "Lab":
-        smtp_port = None
         for host in self.fleet.hosts.values():
-            smtp_port = host.ports.get("smtp", 25)
             listener = SmtpListener(self.fleet, self.metrics, host.name)
             listener.start()
             self.smtp[host.name] = listener
@@ -62,7 +57,6 @@ class Lab:
                 self.winrm.append(w)
         self.blackhole = Blackhole(BLACKHOLE_ADDRESS, 0)  # any free port: several labs may run at once
         self.blackhole.start()
-        self._started = True
         return self
 
     def stop(self) -> None:
@@ -72,7 +66,7 @@ class Lab:
             s.stop()
         if self.blackhole:
             self.blackhole.stop()
-        self.winrm, self.smtp, self._started = [], {}, False
+        self.winrm, self.smtp = [], {}
 
     def __enter__(self) -> "Lab":
         return self.start()
@@ -108,12 +102,6 @@ class Lab:
         listener = self.smtp.get(host_name)
         if listener is not None:
             listener.refresh()
-
-    def refresh(self, host_name: str | None = None) -> None:
-        """Re-derive listener behaviour after a direct state edit (tests, CLI)."""
-        for name, listener in self.smtp.items():
-            if host_name is None or name == host_name:
-                listener.refresh()
 
     def derived_wmi(self, host: HostState) -> dict[str, list[dict]]:
         """root\\cimv2 classes Windows computes from state kept elsewhere."""

@@ -15,9 +15,8 @@ import re
 from datetime import datetime, timezone
 
 from lab import metabase
-from lab.state import FleetState, HostState
+from lab.state import EXCHANGE_SETUP_KEY, FleetState, HostState
 
-EXCHANGE_SETUP_KEY = "HKLM\\SOFTWARE\\Microsoft\\Exchange\\Setup"
 
 # AD attribute on the protocolCfgSMTPServer object -> metabase property at
 # /LM/SmtpSvc/<n>. Sources, all in domain-facts.md:

@@ -18,6 +18,9 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
+# Present when Exchange 4.0-2003 is installed (Q147374).
+EXCHANGE_SETUP_KEY = r"HKLM\SOFTWARE\Microsoft\Exchange\Setup"
+
 REG_TYPES = ("REG_SZ", "REG_EXPAND_SZ", "REG_DWORD", "REG_QWORD", "REG_MULTI_SZ", "REG_BINARY")
 
 _HIVE_ALIASES = {

@@ -74,6 +74,7 @@ def environment(host: HostState) -> dict[str, str]:
         "SYSTEMROOT": host.system_root,
         "WINDIR": host.system_root,
         "SYSTEMDRIVE": host.system_root[:2],
+        "PROGRAMFILES": host.system_root[:2] + "\\Program Files",
         "COMPUTERNAME": computer,
         "USERNAME": user,
         "USERPROFILE": _PROFILES + user,

@@ -21,6 +21,7 @@ from typing import Callable
 from ansible_collections.mailflow.exchange.plugins.module_utils import psrunner
 from ansible_collections.mailflow.exchange.plugins.module_utils.psrunner import Op, UtcTime, encode_row
 
+from lab.shell.cmd import environment
 from lab.shell.query import QueryError, like, parse_ldap, parse_wql
 from lab.state import FleetState, HostState
 
@@ -44,13 +45,9 @@ def _win_time(iso: str) -> UtcTime:
 
 
 def expand_env(host: HostState, path: str) -> str:
-    env = {
-        "systemroot": host.system_root,
-        "windir": host.system_root,
-        "systemdrive": host.system_root[:2],
-        "programfiles": host.system_root[:2] + "\\Program Files",
-    }
-    return re.sub(r"%(\w+)%", lambda m: env.get(m[1].lower(), m[0]), path)
+    """[Environment]::ExpandEnvironmentVariables over the same variables cmd.exe sees."""
+    env = environment(host)
+    return re.sub(r"%(\w+)%", lambda m: env.get(m[1].upper(), m[0]), path)
 
 
 def _reg_data_for_dotnet(rtype: str, data):

@@ -19,9 +19,8 @@ from datetime import datetime, timezone
 from lab import firewall
 from lab.metabase import MetabaseCorrupt, parse
 from lab.smtp.inspection import SMTP_PORT, inspects_smtp
-from lab.state import FleetState, HostState
+from lab.state import EXCHANGE_SETUP_KEY, FleetState, HostState
 
-EXCHANGE_SETUP_KEY = r"HKLM\SOFTWARE\Microsoft\Exchange\Setup"
 IMS_SERVICE = "MSExchangeIMC"  # Exchange 5.5 Internet Mail Service
 IIS_SMTP_SERVICE = "SMTPSVC"  # Windows SMTP, which Exchange 2000/2003 extends
 

@@ -9,6 +9,7 @@ import sys
 import pytest
 import yaml
 
+from lab.metabase import MetabaseCorrupt, parse as parse_metabase
 from lab.shell import powershell
 from tests.conftest import ROOT, demo_data
 
@@ -79,8 +80,11 @@ def test_demo_fleet_one_command_per_host(demo_lab, tmp_path):
     ex8 = {p["peer"]: p for p in snaps["EXCH08"]["probes"]}
     assert ex8["EXCH04"]["ehlo"].startswith("500") and "*" in ex8["EXCH04"]["banner"]  # PIX on that path...
     assert ex8["EXCH05"]["connect"] == "timeout"  # ...and a blocked pair
-    assert snaps["EXCH07"]["items"]["metabase"]["text"] != demo_lab.fleet.host("EXCH01").files.read(
-        demo_lab.fleet.host("EXCH01").metabase_path).data.decode()
+    ex7 = demo_lab.fleet.host("EXCH07")  # its MetaBase.xml arrives byte for byte, still not well-formed
+    assert snaps["EXCH07"]["items"]["metabase"]["text"] == ex7.files.read(ex7.metabase_path).data.decode()
+    with pytest.raises(MetabaseCorrupt):
+        parse_metabase(snaps["EXCH07"]["items"]["metabase"]["text"])
+    parse_metabase(snaps["EXCH01"]["items"]["metabase"]["text"])
 
 
 def test_wrong_password_fails_that_host_only(lab_factory, tmp_path):
