@@ -1,0 +1,198 @@
+"""The fleet as detectors see it: every inventory host, its snapshot (or why there is none),
+and the SMTP probes between them.
+
+Cross-host causes (a silent banner, a blocked port, a peer that is down, a
+legacy peer) are decided here on the controller by combining the hosts'
+snapshots; no detector contacts a host.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any, Iterator
+
+from ansible_collections.mailflow.exchange.plugins.module_utils.hostview import HostView
+
+# PIX Mailguard turns every banner character except "2", "0" and spaces into "*"
+# (KB 295725: "220 *********0****...****2****"); ASA's ESMTP inspection masks it too.
+_MASKED_BANNER = re.compile(r"^220[ *0-2]*\*{3,}[ *0-2]*$")
+_SERIAL = re.compile(r"Version\s+(?P<ver>[\d.]+)\s+\(Build\s+(?P<build>[\d.]+)(?::\s*(?P<sp>[^)]*))?\)", re.I)
+_IMS_BANNER = re.compile(r"Microsoft Exchange Internet Mail Service (?P<ver>5\.\d)\.(?P<build>[\d.]+)", re.I)
+
+PROBE_RESULTS = ("banner", "no_banner", "refused", "filtered", "masked", "greylisted", "rejected", "unresolved", "error")
+
+
+def classify_probe(p: dict) -> str:
+    """One probe's outcome in the words of the report."""
+    connect = p.get("connect") or ""
+    if connect == "refused":
+        return "refused"
+    if connect == "timeout":
+        return "filtered"
+    if connect == "unresolved":
+        return "unresolved"
+    if connect != "ok":
+        return "error"
+    banner = (p.get("banner") or "").split("\n", 1)[0].strip()
+    if not banner:
+        return "no_banner"
+    ehlo = (p.get("ehlo") or "").strip()
+    if _MASKED_BANNER.match(banner) or ehlo.startswith("500"):
+        return "masked"
+    if not banner.startswith("220"):
+        return "rejected"
+    if any((p.get(step) or "").startswith(("450", "451", "452")) for step in ("mail", "rcpt")):
+        return "greylisted"
+    return "banner"
+
+
+def ehlo_verbs(p: dict) -> set[str]:
+    """EHLO keywords the peer advertised, upper-cased ('250-BINARYMIME' -> 'BINARYMIME')."""
+    verbs = set()
+    for line in (p.get("ehlo") or "").splitlines()[1:]:
+        word = line[4:].strip().split(" ", 1)[0].split("=", 1)[0]
+        if word:
+            verbs.add(word.upper())
+    return verbs
+
+
+@dataclass
+class Probe:
+    source: str          # inventory name of the probing host
+    target: str          # inventory name (or the probed name when it is not in the inventory)
+    raw: dict
+    result: str
+
+    @property
+    def ms(self) -> int:
+        return int(self.raw.get("total_ms") or 0)
+
+
+@dataclass
+class HostEntry:
+    name: str
+    managed: bool = True
+    fqdn: str | None = None
+    address: str | None = None
+    snapshot: dict | None = None
+    error: str | None = None                   # why there is no snapshot
+    declared: dict[str, Any] = field(default_factory=dict)  # inventory hints: platform, greylisting
+
+    @property
+    def view(self) -> HostView | None:
+        return HostView(self.snapshot) if self.snapshot is not None else None
+
+    @property
+    def computer_name(self) -> str:
+        if self.snapshot:
+            return self.snapshot["platform"]["computer_name"]
+        return (self.fqdn or self.name).split(".")[0].upper()
+
+
+class Fleet:
+    def __init__(self, entries: list[HostEntry], settings: dict | None = None):
+        self.entries = {e.name: e for e in entries}
+        self.settings = settings or {}
+        self._probes = self._collect_probes()
+        self._ad = self._org_servers()
+
+    def __iter__(self) -> Iterator[HostEntry]:
+        return iter(self.entries.values())
+
+    def __getitem__(self, name: str) -> HostEntry:
+        return self.entries[name]
+
+    def setting(self, name: str) -> Any:
+        if name not in self.settings:
+            raise KeyError(f"knowledge detect.{name} is not set")
+        return self.settings[name]["value"] if isinstance(self.settings[name], dict) and "value" in self.settings[name] else self.settings[name]
+
+    def confidence(self, name: str) -> str:
+        s = self.settings.get(name)
+        return s.get("confidence", "confirmed") if isinstance(s, dict) else "confirmed"
+
+    # -- names
+
+    def resolve(self, text: str | None) -> str | None:
+        """An inventory name for a host name, FQDN, computer name or IP address; None if not ours."""
+        if not text:
+            return None
+        t = text.strip().strip("[]").rstrip(".").lower()
+        for e in self:
+            names = {e.name.lower(), (e.fqdn or "").lower(), (e.address or "").lower(), e.computer_name.lower()}
+            if t in names or (e.fqdn and t == e.fqdn.split(".")[0].lower()):
+                return e.name
+        return None
+
+    # -- probes
+
+    def _collect_probes(self) -> list[Probe]:
+        out = []
+        for e in self:
+            for raw in (e.snapshot or {}).get("probes") or []:
+                target = self.resolve(raw.get("peer")) or self.resolve(raw.get("target")) or raw.get("peer") or raw.get("target")
+                out.append(Probe(e.name, target, raw, classify_probe(raw)))
+        return out
+
+    @property
+    def probes(self) -> list[Probe]:
+        return self._probes
+
+    def probes_to(self, name: str) -> list[Probe]:
+        return [p for p in self._probes if p.target == name]
+
+    def probes_from(self, name: str) -> list[Probe]:
+        return [p for p in self._probes if p.source == name]
+
+    # -- what each host is, from its own snapshot, the org's AD, the inventory, or its banner
+
+    def _org_servers(self) -> dict[str, dict]:
+        """{COMPUTER: {"version", "build", "service_pack"}} from the Exchange server objects in AD.
+
+        Every Exchange snapshot reads the same configuration naming context; the
+        newest snapshot that has it answers for the organisation.
+        """
+        snaps = sorted((e.snapshot for e in self if e.snapshot and (e.snapshot.get("items") or {}).get("ad_exchange_servers")),
+                       key=lambda s: s.get("collected_at") or "", reverse=True)
+        out: dict[str, dict] = {}
+        for snap in snaps[:1]:
+            for entry in snap["items"]["ad_exchange_servers"]:
+                cn = str((entry["attrs"].get("cn") or [""])[0]).upper()
+                m = _SERIAL.search(" ".join(entry["attrs"].get("serialNumber") or []))
+                if cn and m:
+                    out[cn] = {"version": m["ver"], "build": m["build"], "service_pack": (m["sp"] or "").strip() or None,
+                               "source": f"AD serialNumber (read by {snap['host']})"}
+        return out
+
+    def exchange_of(self, name: str) -> dict | None:
+        """The Exchange version of a host: its snapshot, else AD, else its SMTP banner."""
+        e = self.entries[name]
+        if e.snapshot and e.snapshot["platform"].get("exchange"):
+            return e.snapshot["platform"]["exchange"]
+        if e.computer_name.upper() in self._ad:
+            return self._ad[e.computer_name.upper()]
+        for p in self.probes_to(name):
+            m = _IMS_BANNER.search(p.raw.get("banner") or "")
+            if m:
+                return {"version": m["ver"], "build": m["build"], "service_pack": None,
+                        "source": f"SMTP banner seen by {p.source}"}
+        return None
+
+    def kind_of(self, name: str) -> tuple[str | None, str]:
+        """(kind, how we know): exchange2003, exchange2000, exchange55, smtp_relay, windows, or None."""
+        e = self.entries[name]
+        if e.snapshot:
+            return e.snapshot["platform"]["kind"], "snapshot"
+        declared = e.declared.get("platform")
+        if declared:
+            return str(declared), "inventory mailflow_platform"
+        ex = self.exchange_of(name)
+        if ex and ex.get("version"):
+            v = str(ex["version"])
+            kind = "exchange55" if v.startswith("5.") else {"6.5": "exchange2003", "6.0": "exchange2000"}.get(v, "exchange")
+            return kind, ex["source"]
+        return None, "no snapshot, no inventory mailflow_platform and no Exchange server object in AD"
+
+    def is_exchange_host(self, name: str) -> bool:
+        kind, _ = self.kind_of(name)
+        return bool(kind) and kind.startswith("exchange")

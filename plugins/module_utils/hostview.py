@@ -1,0 +1,124 @@
+"""Typed reads over one snapshot, so detectors say what they need, not how it is stored.
+
+A read that cannot be answered raises Missing with the reason (the item failed
+on the host, or the host was never snapshotted); detectors turn that into an
+`unknown` finding. A registry key that does not exist is an answer (None), not
+a Missing: the snapshot read the registry and the key was not there.
+"""
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from ansible_collections.mailflow.exchange.plugins.module_utils import metabase as mb
+
+
+class Missing(LookupError):
+    """The snapshot cannot answer this read; str(exc) is the reason."""
+
+
+class HostView:
+    def __init__(self, snapshot: dict):
+        self.snap = snapshot
+        self.items = snapshot.get("items") or {}
+        self.errors = snapshot.get("errors") or {}
+        self._metabase: Any = None
+
+    @property
+    def platform(self) -> dict:
+        return self.snap.get("platform") or {}
+
+    @property
+    def kind(self) -> str:
+        return self.platform.get("kind", "windows")
+
+    def item(self, item_id: str) -> Any:
+        if item_id in self.errors:
+            raise Missing(f"{item_id} could not be read on the host: {self.errors[item_id]}")
+        if item_id not in self.items:
+            raise Missing(f"{item_id} is not in the snapshot (not collected)")
+        return self.items[item_id]
+
+    # -- registry
+
+    def reg_key(self, item_id: str, suffix: str = "") -> dict | None:
+        """The key `<item path><suffix>` as {"values": {name: {"type", "data"}}, "subkeys": [...]}, or None."""
+        keys = self.item(item_id)
+        if keys is None:
+            return None
+        if not suffix:
+            return next(iter(keys.values()), None)
+        wanted = suffix.strip("\\").lower()
+        for path, entry in keys.items():
+            if path.lower().endswith("\\" + wanted):
+                return entry
+        return None
+
+    def reg_value(self, item_id: str, name: str, suffix: str = "") -> Any:
+        key = self.reg_key(item_id, suffix)
+        if key is None:
+            return None
+        for vname, value in key["values"].items():
+            if vname.lower() == name.lower():
+                return value["data"]
+        return None
+
+    def reg_subkeys(self, item_id: str) -> dict[str, dict]:
+        """Every key under the item's path: {full path: entry}."""
+        return self.item(item_id) or {}
+
+    def installed_products(self) -> list[dict]:
+        """[{"key", "name", "version", "publisher"}] from the Uninstall key."""
+        out = []
+        for path, entry in self.reg_subkeys("installed_products").items():
+            values = {k.lower(): v["data"] for k, v in entry["values"].items()}
+            if values.get("displayname"):
+                out.append({"key": path.rsplit("\\", 1)[-1], "name": str(values["displayname"]),
+                            "version": str(values.get("displayversion") or ""), "publisher": values.get("publisher")})
+        return out
+
+    # -- services, files, metabase
+
+    def service(self, name: str) -> dict | None:
+        services = self.item("services")
+        for sname, svc in services.items():
+            if sname.lower() == name.lower():
+                return svc
+        return None
+
+    def metabase(self) -> mb.Metabase:
+        """The parsed MetaBase.xml; raises mb.MetabaseError when it is corrupt, Missing when unread."""
+        if self._metabase is None:
+            data = self.item("metabase")
+            if data is None:
+                raise Missing("MetaBase.xml was not found on the host")
+            if data.get("text") is None:
+                self._metabase = mb.MetabaseError("MetaBase.xml is not text (binary or wrongly encoded)")
+            else:
+                try:
+                    self._metabase = mb.parse(data["text"])
+                except mb.MetabaseError as exc:
+                    self._metabase = exc
+        if isinstance(self._metabase, Exception):
+            raise self._metabase
+        return self._metabase
+
+    def ad_virtual_servers(self, computer_name: str) -> dict[str, dict]:
+        """This server's SMTP virtual servers in AD: {"1": {attr: [values]}}, from its own snapshot."""
+        out = {}
+        marker = f",cn=protocols,cn={computer_name.lower()},cn=servers,"
+        for entry in self.item("ad_smtp_virtual_servers") or []:
+            if marker in entry["dn"].lower():
+                out[str((entry["attrs"].get("cn") or [""])[0])] = entry["attrs"]
+        return out
+
+
+_VERSION = re.compile(r"(\d+)(?:\.(\d+))?(?:\.(\d+))?(?:\.(\d+))?")
+
+
+def version_tuple(text: Any) -> tuple[int, ...] | None:
+    """'9.0.3.1000' -> (9, 0, 3, 1000); None when there is no number."""
+    m = _VERSION.search(str(text or ""))
+    if not m:
+        return None
+    return tuple(int(g) for g in m.groups() if g is not None)
