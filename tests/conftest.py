@@ -59,3 +59,26 @@ def demo_lab(tmp_path_factory):
     lab_ = Lab(fleet, str(tmp_path_factory.mktemp("demo-lab"))).start()
     yield lab_
     lab_.stop()
+
+
+@pytest.fixture(scope="session")
+def demo_snapshots(demo_lab):
+    """{host: snapshot | None} of the demo lab, taken once, in-process (tests/support/snapshots.py).
+
+    Tests that edit snapshots must deepcopy them first (tests.support.snapshots.fleet does)."""
+    from tests.support import snapshots
+    return snapshots.take_fleet(demo_lab)
+
+
+@pytest.fixture
+def demo_fleet(demo_lab, demo_snapshots):
+    """fleet(edit=None, knowledge=None, declared=None) -> a Fleet of the demo snapshots, optionally edited."""
+    import copy
+    from tests.support import snapshots
+
+    def build(edit=None, knowledge=None, declared=None):
+        snaps = copy.deepcopy(demo_snapshots)
+        if edit:
+            edit(snaps)
+        return snapshots.fleet(demo_lab, snaps, knowledge, declared)
+    return build

@@ -1,0 +1,121 @@
+"""Collect -> analyze -> write, the analyze part: run every detector over the fleet, rank, summarise.
+
+Input is the fleet (inventory hosts with their snapshots); output is the
+`mailflow.audit/1` document that every report is written from (see
+docs/audit.md and docs/audit.schema.json). Pure: no host is contacted.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from ansible_collections.mailflow.exchange.plugins.module_utils import causes, symptoms
+from ansible_collections.mailflow.exchange.plugins.module_utils.findings import Finding
+from ansible_collections.mailflow.exchange.plugins.module_utils.fleet import Fleet, HostEntry
+
+SCHEMA = "mailflow.audit/1"
+FAIL_ON = ("never", "present", "unknown")
+
+
+class AuditError(ValueError):
+    pass
+
+
+def fleet_from(hosts: list[dict], knowledge: dict) -> Fleet:
+    """hosts: [{"name", "managed", "fqdn", "address", "snapshot", "error", "declared"}] in inventory order."""
+    entries = []
+    for h in hosts:
+        if not h.get("name"):
+            raise AuditError(f"a host without a name: {h!r}")
+        snap = h.get("snapshot")
+        if snap is not None and snap.get("schema") != "mailflow.snapshot/1":
+            raise AuditError(f"{h['name']}: not a mailflow.snapshot/1 document (schema {snap.get('schema')!r})")
+        entries.append(HostEntry(name=h["name"], managed=h.get("managed", True), fqdn=h.get("fqdn"), address=h.get("address"),
+                                 snapshot=snap, error=h.get("error"), declared=dict(h.get("declared") or {})))
+    return Fleet(entries, settings=knowledge.get("detect") or {})
+
+
+def detect_all(fleet: Fleet) -> dict[str, list[Finding]]:
+    """{host: [Finding, one per cause in catalog order]}."""
+    by_host: dict[str, list[Finding]] = {e.name: [] for e in fleet}
+    for module in causes.modules():
+        found = module.detect(fleet)
+        hosts = [f.host for f in found]
+        if sorted(hosts) != sorted(by_host):
+            raise AuditError(f"detector {module.CAUSE.id} returned findings for {sorted(hosts)}, not one per host")
+        for f in found:
+            by_host[f.host].append(f)
+    return by_host
+
+
+def rank(findings: list[Finding], host_symptoms: list[dict]) -> None:
+    """Number the present causes on one host, most likely first.
+
+    KB 919091 lists its causes in an order and says to suspect the metabase "if
+    the other causes do not apply": a cause whose evidence names the peers this
+    host's mail is stuck on (or that stalls mail to this host) comes first, then
+    catalog order; metabase_corrupt always comes after every other present cause.
+    """
+    stuck_on = {r for s in host_symptoms for r in s.get("remote_hosts", [])}
+    order = {cid: i for i, cid in enumerate(causes.CAUSE_IDS)}
+
+    def key(f: Finding):
+        matches = bool(stuck_on & set(f.explains)) or (f.cause.symptom_scope == "outbound" and bool(stuck_on))
+        return (f.cause.id == "metabase_corrupt", not matches, order[f.cause.id])
+
+    present = sorted((f for f in findings if f.status == "present"), key=key)
+    for i, f in enumerate(present, 1):
+        f.rank = i
+
+
+def run(fleet: Fleet, generated: str, check_mode: bool | None = None) -> dict[str, Any]:
+    by_host = detect_all(fleet)
+    hosts: dict[str, Any] = {}
+    for entry in fleet:
+        host_symptoms = symptoms.of_host(fleet, entry)
+        rank(by_host[entry.name], host_symptoms)
+        hosts[entry.name] = {
+            "managed": entry.managed,
+            "reachable": entry.snapshot is not None,
+            "error": None if entry.snapshot is not None else (entry.error or ("unmanaged" if not entry.managed else "no snapshot")),
+            "collected_at": (entry.snapshot or {}).get("collected_at"),
+            "platform": _platform(fleet, entry),
+            "findings": [f.to_dict() for f in by_host[entry.name]],
+            "symptoms": host_symptoms,
+        }
+    return {
+        "schema": SCHEMA,
+        "generated": generated,
+        "check_mode": check_mode,
+        "causes": [{"id": c.id, "title": c.title, "sources": list(c.sources), "fix": c.fix, "kb919091_cause": c.kb919091_cause}
+                   for c in causes.catalog().values()],
+        "hosts": hosts,
+        "peers": [{"from": p.source, "to": p.target, "result": p.result, "banner": (p.raw.get("banner") or "").split("\n")[0],
+                   "ms": p.ms, "error": p.raw.get("error") or None} for p in fleet.probes],
+        "summary": summarise(hosts),
+    }
+
+
+def _platform(fleet: Fleet, entry: HostEntry) -> dict:
+    if entry.snapshot is not None:
+        return entry.snapshot["platform"]
+    kind, source = fleet.kind_of(entry.name)
+    return {"computer_name": entry.computer_name, "kind": kind, "kind_source": source, "exchange": fleet.exchange_of(entry.name), "os": None}
+
+
+def summarise(hosts: dict[str, Any]) -> dict[str, Any]:
+    counts = {s: 0 for s in ("present", "absent", "not_applicable", "unknown")}
+    present_by_host = {}
+    for name, h in hosts.items():
+        for f in h["findings"]:
+            counts[f["status"]] += 1
+        present_by_host[name] = [f["cause"] for f in sorted((f for f in h["findings"] if f["status"] == "present"), key=lambda f: f["rank"])]
+    return {"hosts": len(hosts), "unreachable": sorted(n for n, h in hosts.items() if not h["reachable"]),
+            "statuses": counts, "present": present_by_host}
+
+
+def should_fail(audit_doc: dict, fail_on: str) -> list[str]:
+    """The host/cause pairs that make the play fail under `fail_on` (empty: it passes)."""
+    if fail_on not in FAIL_ON:
+        raise AuditError(f"mailflow_fail_on must be one of {', '.join(FAIL_ON)}, not {fail_on!r}")
+    bad = {"never": (), "present": ("present",), "unknown": ("present", "unknown")}[fail_on]
+    return [f"{h}: {f['cause']} {f['status']}" for h, d in audit_doc["hosts"].items() for f in d["findings"] if f["status"] in bad]

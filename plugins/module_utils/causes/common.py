@@ -1,0 +1,53 @@
+"""What every detector does the same way: one finding per inventory host, unknown when data is missing."""
+from __future__ import annotations
+
+from typing import Callable, Iterable
+
+from ansible_collections.mailflow.exchange.plugins.module_utils import findings as fd
+from ansible_collections.mailflow.exchange.plugins.module_utils.fleet import Fleet, HostEntry
+from ansible_collections.mailflow.exchange.plugins.module_utils.hostview import HostView, Missing
+from ansible_collections.mailflow.exchange.plugins.module_utils.metabase import MetabaseError
+
+EXCHANGE_SMTP_KINDS = ("exchange2003", "exchange2000")
+
+
+def per_host(fleet: Fleet, cause: fd.Cause, decide: Callable[[HostEntry, HostView], fd.Finding],
+             kinds: Iterable[str] | None = None) -> list[fd.Finding]:
+    """Run `decide` for each host that has a snapshot and is of one of `kinds`.
+
+    Hosts without a snapshot are `unknown` (with the reason they have none);
+    hosts of another kind are `not_applicable`; a read the snapshot cannot
+    answer turns into `unknown` with that reason.
+    """
+    kinds = tuple(kinds) if kinds is not None else None
+    out = []
+    for entry in fleet:
+        view = entry.view
+        if view is None:
+            kind, _ = fleet.kind_of(entry.name)
+            if kinds is not None and kind is not None and kind not in kinds:
+                out.append(fd.not_applicable(cause, entry.name, f"{entry.name} is {kind}; this cause concerns {', '.join(kinds)}"))
+            else:
+                out.append(fd.unknown(cause, entry.name, no_snapshot_reason(entry)))
+            continue
+        if kinds is not None and view.kind not in kinds:
+            out.append(fd.not_applicable(cause, entry.name, f"{entry.name} is {view.kind}; this cause concerns {', '.join(kinds)}"))
+            continue
+        try:
+            out.append(decide(entry, view))
+        except Missing as exc:
+            out.append(fd.unknown(cause, entry.name, str(exc)))
+        except MetabaseError as exc:
+            out.append(fd.unknown(cause, entry.name, f"the metabase cannot be read ({exc})"))
+    return out
+
+
+def no_snapshot_reason(entry: HostEntry) -> str:
+    if not entry.managed:
+        return f"{entry.name} is not managed (mailflow_unmanaged): no snapshot of its own"
+    return f"no snapshot of {entry.name}: {entry.error or 'not collected'}"
+
+
+def names_match(text: str, candidates: Iterable[str]) -> bool:
+    t = (text or "").lower()
+    return any(t.startswith(c.lower()) for c in candidates)
