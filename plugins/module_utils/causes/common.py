@@ -51,3 +51,36 @@ def no_snapshot_reason(entry: HostEntry) -> str:
 def names_match(text: str, candidates: Iterable[str]) -> bool:
     t = (text or "").lower()
     return any(t.startswith(c.lower()) for c in candidates)
+
+
+def sends_to(fleet: Fleet, entry: HostEntry) -> dict[str, list[str]]:
+    """{peer: [why]}: the inventory hosts this host has mail for, from its queues (links) and 4006 events."""
+    from ansible_collections.mailflow.exchange.plugins.module_utils import symptoms  # symptoms imports fleet only
+
+    out: dict[str, list[str]] = {}
+    if entry.snapshot is None:
+        return out
+    view = entry.view
+    for link in view.items.get("smtp_links") or []:
+        peer = fleet.resolve(link.get("LinkName"))
+        if peer:
+            out.setdefault(peer, []).append(f"queue {link.get('LinkName')}")
+    ev = symptoms.events_4006(fleet, entry)
+    for r in ev.get("per_remote") or []:
+        if r.get("host"):
+            out.setdefault(r["host"], []).append(f"{r['count']} x Event 4006")
+    return out
+
+
+def greylisting_peers(fleet: Fleet) -> dict[str, list[str]]:
+    """{peer: [evidence]}: hosts that answered a probe's MAIL/RCPT with a temporary 4xx, or that the inventory says greylist."""
+    codes = tuple(str(c) for c in fleet.setting("greylist_reply_codes"))
+    out: dict[str, list[str]] = {}
+    for p in fleet.probes:
+        reply = next((p.raw.get(s) for s in ("mail", "rcpt") if str(p.raw.get(s) or "").startswith(codes)), None)
+        if reply:
+            out.setdefault(p.target, []).append(f"{p.source} probe: {reply.splitlines()[0][:80]}")
+    for e in fleet:
+        if e.declared.get("greylists"):
+            out.setdefault(e.name, []).append("inventory: mailflow_greylists")
+    return out

@@ -1,0 +1,59 @@
+"""Field notes 004: GlitchRetrySeconds too short for a greylisting peer.
+
+SMTP treats a 4xx reply as a "glitch" and retries it three times,
+GlitchRetrySeconds apart (absent = 60 s, TechNet aa998772), before the
+message goes "to the back of the line"; a greylisting peer typically wants
+300 s. The value matters only toward peers that greylist, so the finding
+needs both: a short value, and mail queued for a peer seen greylisting (a
+4xx to a probe's MAIL/RCPT) or declared so in the inventory.
+"""
+from __future__ import annotations
+
+from ansible_collections.mailflow.exchange.plugins.module_utils import findings as fd
+from ansible_collections.mailflow.exchange.plugins.module_utils.causes.common import greylisting_peers, per_host, sends_to
+
+CAUSE = fd.Cause(
+    id="glitch_retry_short",
+    title="GlitchRetrySeconds too short for greylisting peers",
+    sources=("field notes 004", "TechNet aa998772", "TechNet aa996601"),
+    severity="medium", fix="mailflow.exchange.fix_glitch_retry_short", symptom_scope="outbound",
+)
+
+
+def detect(fleet):
+    default = int(fleet.setting("glitch_retry_default_seconds"))
+    minimum = int(fleet.setting("glitch_retry_min_seconds"))
+    greylisting = greylisting_peers(fleet)
+
+    def decide(entry, view):
+        key = view.reg_key("smtpsvc_queuing")
+        raw = view.reg_value("smtpsvc_queuing", "GlitchRetrySeconds")
+        rtype = next((v["type"] for n, v in (key or {}).get("values", {}).items() if n.lower() == "glitchretryseconds"), None)
+        evidence = {"GlitchRetrySeconds": raw, "type": rtype, "minimum": minimum}
+        if raw is None:
+            effective, how = default, f"absent (default {default} s)"
+        elif rtype == "REG_DWORD" and isinstance(raw, int):
+            effective, how = raw, f"{raw} s"
+        else:
+            # TechNet aa998772 creates a DWORD; another type is not what SMTP reads, so the default applies.
+            effective, how = default, f"{raw!r} as {rtype}, not a REG_DWORD (so the default {default} s applies)"
+        evidence["effective_seconds"] = effective
+        targets = sends_to(fleet, entry)
+        stuck = {p: greylisting[p] for p in targets if p in greylisting}
+        declared = [p for p in entry.declared.get("greylisting_peers") or []]
+        evidence.update(greylisting_peers_sent_to={p: targets[p] + ev for p, ev in stuck.items()}, declared_greylisting_peers=declared,
+                        greylisting_seen=sorted(greylisting))
+        conf = fleet.confidence("glitch_retry_min_seconds")
+        if effective >= minimum:
+            return fd.Finding(CAUSE, entry.name, "absent", f"GlitchRetrySeconds {how} is at least {minimum} s", evidence, confidence=conf)
+        if not stuck and not declared:
+            note = f" (greylisting seen at {', '.join(sorted(greylisting))}, but no mail is queued for it)" if greylisting else ""
+            return fd.Finding(CAUSE, entry.name, "absent",
+                              f"GlitchRetrySeconds {how} is below {minimum} s, but no greylisting peer is in use{note}", evidence, confidence=conf)
+        peers = sorted(stuck) + sorted(declared)
+        return fd.Finding(CAUSE, entry.name, "present",
+                          f"GlitchRetrySeconds {how}: three glitch retries end within {3 * effective} s, before {', '.join(peers)} "
+                          f"accepts (greylisting); raise it to at least {minimum} s",
+                          evidence, explains=list(stuck), confidence=conf)
+
+    return per_host(fleet, CAUSE, decide, kinds=("exchange2003", "exchange2000", "smtp_relay"))
