@@ -53,7 +53,7 @@ def main() -> int:
         env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"), ANSIBLE_FORKS=str(args.forks))
         t1 = time.monotonic()
         proc = subprocess.run([os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), "-i", inv_path,
-                               os.path.join(ROOT, "playbooks", "snapshot.yml"), "-e", f"mailflow_snapshot_dir={work}/snaps"],
+                               os.path.join(ROOT, "playbooks", "snapshot.yml"), "-e", f"mailflow_snapshot_save_dir={work}/snaps"],
                               cwd=ROOT, env=env, capture_output=True, text=True)
         t_play = time.monotonic() - t1
         counters = lab.metrics.snapshot()

@@ -1,4 +1,4 @@
-"""`make demo`: bring up the demo fleet, run the playbook against it, show the numbers, stop."""
+"""`make demo`: bring up the demo fleet, run the audit against it in check mode, show the numbers, stop."""
 from __future__ import annotations
 
 import os
@@ -11,7 +11,7 @@ from lab.core import Lab
 from lab.scenario import load_scenario
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-PLAYBOOK = os.path.join(ROOT, "playbooks", "snapshot.yml")
+PLAYBOOK = os.path.join(ROOT, "playbooks", "audit.yml")
 
 
 def run_demo(scenario: str, state_dir: str) -> int:
@@ -23,11 +23,11 @@ def run_demo(scenario: str, state_dir: str) -> int:
         lab_.write_inventory(inventory)
         for h in fleet.hosts.values():
             print(f"   {h.name:<10} {h.address:<14} {h.fqdn}")
-        print(f"== ansible-playbook {os.path.relpath(PLAYBOOK, ROOT)} (WinRM over HTTPS, certificate validation on)")
+        print(f"== ansible-playbook {os.path.relpath(PLAYBOOK, ROOT)} --check (WinRM over HTTPS, certificate validation on)")
         env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"), ANSIBLE_FORCE_COLOR="0")
         ansible_playbook = shutil.which("ansible-playbook", path=os.path.dirname(sys.executable)) or "ansible-playbook"
-        rc = subprocess.call([ansible_playbook, "-i", inventory, PLAYBOOK,
-                              "-e", f"mailflow_snapshot_dir={os.path.join(workdir, 'snapshots')}"], cwd=ROOT, env=env)
+        # Reports land in ./reports/<UTC timestamp>/, with ./reports/latest pointing at them.
+        rc = subprocess.call([ansible_playbook, "-i", inventory, PLAYBOOK, "--check"], cwd=ROOT, env=env)
         counters = lab_.metrics.snapshot()
     print("== lab counters (what the collection promised)")
     print(f"   {'host':<10} {'winrm commands':>14} {'longest command line':>21} {'over 8191':>9}")
@@ -35,5 +35,5 @@ def run_demo(scenario: str, state_dir: str) -> int:
         c = counters[name]
         if c["winrm_commands"]:
             print(f"   {name:<10} {c['winrm_commands']:>14} {c['max_command_line']:>21} {c['overlong_command_lines']:>9}")
-    print(f"   snapshots: {os.path.join(workdir, 'snapshots')}")
+    print(f"   reports:   {os.path.join(ROOT, 'reports', 'latest')}/ (audit.html, audit.json, audit.md, audit.csv, junit.xml)")
     return rc

@@ -69,3 +69,20 @@ def table(rows: list[tuple[str, ...]], columns: tuple[str, ...] = COLUMNS) -> st
     widths = [max(len(str(r[i])) for r in [columns, *rows]) for i in range(len(columns))]
     line = lambda r: "  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip()  # noqa: E731
     return "\n".join([line(columns), line(tuple("-" * w for w in widths)), *[line(r) for r in rows]])
+
+
+AUDIT_COLUMNS = ("host", "kind", "snapshot", "present causes (most likely first)", "unknown")
+
+
+def audit_rows(doc: dict) -> list[tuple[str, ...]]:
+    rows = []
+    for name, h in doc["hosts"].items():
+        present = doc["summary"]["present"].get(name) or []
+        unknown = sum(1 for f in h["findings"] if f["status"] == "unknown")
+        state = "ok" if h["reachable"] else ("unmanaged" if not h["managed"] else "FAILED")
+        rows.append((name, str((h.get("platform") or {}).get("kind") or "?"), state, ", ".join(present) or "-", str(unknown)))
+    return rows
+
+
+def audit_table(doc: dict) -> str:
+    return table(audit_rows(doc), AUDIT_COLUMNS)

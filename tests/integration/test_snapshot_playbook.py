@@ -26,7 +26,7 @@ def run_playbook(lab, tmp_path, mutate_inventory=None, extra=()):
     inv_path.write_text(yaml.safe_dump(inv))
     snaps = tmp_path / "snapshots"
     env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"), ANSIBLE_NOCOLOR="1")
-    proc = subprocess.run([ANSIBLE_PLAYBOOK, "-i", str(inv_path), PLAYBOOK, "-e", f"mailflow_snapshot_dir={snaps}", *extra],
+    proc = subprocess.run([ANSIBLE_PLAYBOOK, "-i", str(inv_path), PLAYBOOK, "-e", f"mailflow_snapshot_save_dir={snaps}", *extra],
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     files = {p[:-5]: json.loads((snaps / p).read_text()) for p in os.listdir(snaps)} if snaps.exists() else {}
     return proc, files

@@ -1,0 +1,99 @@
+# Copyright: mailflow contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Decide every cause for every host from saved snapshots and write the fleet reports (see plugins/modules/audit_fleet.py)."""
+from __future__ import annotations
+
+import json
+import os
+from datetime import datetime, timezone
+
+from ansible.errors import AnsibleActionFail
+from ansible.plugins.action import ActionBase
+
+from ansible_collections.mailflow.exchange.plugins.module_utils import audit, knowledge, reports, summary
+
+# Inventory variables a user sets to tell the audit what it cannot see (fleet.HostEntry.declared).
+DECLARED = {
+    "mailflow_platform": "platform",
+    "mailflow_greylists": "greylists",
+    "mailflow_greylisting_peers": "greylisting_peers",
+    "mailflow_smarthost_expected": "smarthost_expected",
+}
+
+
+class ActionModule(ActionBase):
+    TRANSFERS_FILES = False
+    _requires_connection = False
+    _supports_check_mode = True  # it writes reports on the controller and never touches a host
+
+    def run(self, tmp=None, task_vars=None):
+        task_vars = task_vars or {}
+        result = super().run(tmp, task_vars)
+        _, args = self.validate_argument_spec(argument_spec=dict(
+            hosts=dict(type="list", elements="str", required=True),
+            unmanaged=dict(type="list", elements="str", default=[]),
+            snapshot_dir=dict(type="path", required=True),
+            report_dir=dict(type="path", required=True),
+            fail_on=dict(type="str", default="never", choices=list(audit.FAIL_ON)),
+            knowledge=dict(type="dict", default={}),
+            offline=dict(type="bool", default=False),
+        ))
+        hostvars = task_vars.get("hostvars", {})
+        try:
+            facts = knowledge.load(args["knowledge"])
+        except knowledge.KnowledgeError as exc:
+            raise AnsibleActionFail(f"mailflow_knowledge: {exc}")
+        if args["offline"] and not os.path.isdir(args["snapshot_dir"]):
+            raise AnsibleActionFail(f"mailflow_snapshot_dir: {args['snapshot_dir']} is not a folder of saved snapshots")
+
+        hosts = [self._host(name, True, args, hostvars) for name in args["hosts"]]
+        hosts += [self._host(name, False, args, hostvars) for name in args["unmanaged"] if name not in args["hosts"]]
+        try:
+            fleet = audit.fleet_from(hosts, facts)
+            generated = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+            doc = audit.run(fleet, generated=generated, check_mode=bool(self._task.check_mode))
+            failing = audit.should_fail(doc, args["fail_on"])
+        except audit.AuditError as exc:
+            raise AnsibleActionFail(str(exc))
+
+        paths = reports.write_all(doc, args["report_dir"])
+        self._point_latest(args["report_dir"])
+        result.update(changed=False, report_dir=args["report_dir"], reports=paths, summary=doc["summary"],
+                      table=summary.audit_table(doc))
+        if failing:
+            result.update(failed=True, msg=f"mailflow_fail_on={args['fail_on']}: {len(failing)} finding(s): " + "; ".join(failing[:10]))
+        return result
+
+    @staticmethod
+    def _host(name, managed, args, hostvars):
+        hv = hostvars.get(name, {})
+        entry = {"name": name, "managed": managed, "fqdn": hv.get("mailflow_fqdn"), "address": hv.get("ansible_host"),
+                 "declared": {key: hv[var] for var, key in DECLARED.items() if hv.get(var) is not None},
+                 "snapshot": None, "error": None}
+        if not managed:
+            entry["error"] = "unmanaged (mailflow_unmanaged): probed by its peers, never logged into"
+            return entry
+        registered = hv.get("mailflow_snapshot") or {}
+        path = os.path.join(args["snapshot_dir"], f"{name}.json")
+        if not args["offline"] and (registered.get("failed") or registered.get("unreachable")):
+            entry["error"] = str(registered.get("msg") or "snapshot failed")
+        elif os.path.exists(path):
+            try:
+                with open(path, encoding="utf-8") as fh:
+                    entry["snapshot"] = json.load(fh)
+            except (OSError, ValueError) as exc:
+                raise AnsibleActionFail(f"{name}: cannot read its snapshot {path}: {exc}")
+        else:
+            entry["error"] = f"no saved snapshot ({path})" if args["offline"] else "no snapshot was taken"
+        return entry
+
+    @staticmethod
+    def _point_latest(report_dir):
+        """reports/latest -> the newest run's folder (a relative symlink, replaced atomically)."""
+        parent, stamp = os.path.split(os.path.abspath(report_dir))
+        link = os.path.join(parent, "latest")
+        tmp = link + ".tmp"
+        if os.path.lexists(tmp):
+            os.unlink(tmp)
+        os.symlink(stamp, tmp)
+        os.replace(tmp, link)

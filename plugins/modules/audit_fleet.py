@@ -1,0 +1,91 @@
+# Copyright: mailflow contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# This file only documents the module; the work is done by plugins/action/audit_fleet.py on the controller.
+
+DOCUMENTATION = r"""
+module: audit_fleet
+short_description: Decide every known cause of stalled Exchange 2003 SMTP mail flow for a fleet, and write the reports
+version_added: 0.1.0
+description:
+  - Reads one saved snapshot per host (see M(mailflow.exchange.snapshot)) and runs every detector of the cause
+    catalog over the whole fleet on the controller; cross-host causes (silent banners, blocked port 25, peers
+    that are down, legacy peers) combine the hosts' snapshots. No host is contacted.
+  - Every host and cause gets a status - C(present), C(absent), C(not_applicable), or C(unknown) with the reason -
+    and present causes are ranked per host following KB 919091's order and reasoning.
+  - Writes C(audit.json) (schema C(mailflow.audit/1), see docs/audit.schema.json), C(audit.html), C(audit.md),
+    C(audit.csv) and C(junit.xml) into O(report_dir), and points C(latest) beside it at that folder.
+options:
+  hosts:
+    description: The managed inventory hosts (their snapshots are C(<snapshot_dir>/<host>.json)).
+    type: list
+    elements: str
+    required: true
+  unmanaged:
+    description: Hosts that are probed but never logged into (for example Exchange 5.5 on Windows 2000).
+    type: list
+    elements: str
+    default: []
+  snapshot_dir:
+    description: The folder of snapshots to read.
+    type: path
+    required: true
+  offline:
+    description:
+      - The snapshots were saved earlier (C(mailflow_snapshot_dir)); a missing file is reported as such.
+      - When false, a host whose C(mailflow_snapshot) task failed is reported with that task's message.
+    type: bool
+    default: false
+  report_dir:
+    description: The folder to write this run's reports into (normally C(reports/<UTC timestamp>)).
+    type: path
+    required: true
+  fail_on:
+    description: C(present) fails the task when any cause is present; C(unknown) also when any is unknown; C(never) does not.
+    type: str
+    choices: [never, present, unknown]
+    default: never
+  knowledge:
+    description: Overrides merged over the knowledge file, e.g. C({detect: {glitch_retry_min_seconds: {value: 120}}}).
+    type: dict
+    default: {}
+notes:
+  - Per-host inventory variables the detectors read - C(mailflow_platform) (what an unmanaged peer is, e.g. C(exchange55)
+    or C(smtp)), C(mailflow_greylists) (this peer greylists), C(mailflow_greylisting_peers) (peers this host sends to that
+    greylist), C(mailflow_smarthost_expected) (the smart host this host should use).
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: none
+author:
+  - mailflow contributors
+"""
+
+EXAMPLES = r"""
+- name: Audit the fleet from this run's snapshots
+  mailflow.exchange.audit_fleet:
+    hosts: "{{ groups['mailflow_servers'] }}"
+    unmanaged: "{{ groups['mailflow_unmanaged'] | default([]) }}"
+    snapshot_dir: reports/20261123T101500Z/snapshots
+    report_dir: reports/20261123T101500Z
+    fail_on: present
+"""
+
+RETURN = r"""
+report_dir:
+  description: Where the reports were written.
+  type: str
+  returned: always
+reports:
+  description: Paths of the written reports, by format (json, html, md, csv, junit).
+  type: dict
+  returned: always
+summary:
+  description: Host count, unreachable hosts, status counts, and the present causes per host in rank order.
+  type: dict
+  returned: always
+table:
+  description: A plain-text table of the summary, one line per host.
+  type: str
+  returned: always
+"""
