@@ -11,7 +11,8 @@ import yaml
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEMO = os.path.join(ROOT, "lab", "scenarios", "demo.yml")
-_BLOCKS = itertools.count(101)  # 127.<block>.x.y: one block per lab, so labs never share an address
+# 127.<block>.x.y: one block per lab, so labs never share an address; the PID spreads concurrent test runs apart.
+_BLOCKS = itertools.count(101 + (os.getpid() % 7) * 20)
 
 
 def relocate(data: dict) -> dict:

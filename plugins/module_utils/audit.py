@@ -59,7 +59,12 @@ def rank(findings: list[Finding], host_symptoms: list[dict]) -> None:
     order = {cid: i for i, cid in enumerate(causes.CAUSE_IDS)}
 
     def key(f: Finding):
-        matches = bool(stuck_on & set(f.explains)) or (f.cause.symptom_scope == "outbound" and bool(stuck_on))
+        # A cause that names peers matches when they are among the stuck ones; an outbound cause that
+        # names none (antivirus on the sender, say) stalls all its outbound mail, so any stuck peer matches.
+        if f.explains:
+            matches = bool(stuck_on & set(f.explains))
+        else:
+            matches = f.cause.symptom_scope == "outbound" and bool(stuck_on)
         return (f.cause.id == "metabase_corrupt", not matches, order[f.cause.id])
 
     present = sorted((f for f in findings if f.status == "present"), key=key)

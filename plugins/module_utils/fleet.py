@@ -41,7 +41,8 @@ def classify_probe(p: dict) -> str:
         return "masked"
     if not banner.startswith("220"):
         return "rejected"
-    if any((p.get(step) or "").startswith(("450", "451", "452")) for step in ("mail", "rcpt")):
+    # 450/451 at MAIL or RCPT is how greylisting defers (KB 950757 "Temporary Error (4.7.1)"); 452 is storage, not greylisting.
+    if any((p.get(step) or "").startswith(("450", "451")) for step in ("mail", "rcpt")):
         return "greylisted"
     return "banner"
 
@@ -167,8 +168,9 @@ class Fleet:
     def exchange_of(self, name: str) -> dict | None:
         """The Exchange version of a host: its snapshot, else AD, else its SMTP banner."""
         e = self.entries[name]
-        if e.snapshot and e.snapshot["platform"].get("exchange"):
-            return e.snapshot["platform"]["exchange"]
+        own = (e.snapshot or {}).get("platform", {}).get("exchange")
+        if own and own.get("version"):
+            return own
         if e.computer_name.upper() in self._ad:
             return self._ad[e.computer_name.upper()]
         for p in self.probes_to(name):
@@ -176,7 +178,7 @@ class Fleet:
             if m:
                 return {"version": m["ver"], "build": m["build"], "service_pack": None,
                         "source": f"SMTP banner seen by {p.source}"}
-        return None
+        return own  # a build without a version (registry ServicePackBuild only), or None
 
     def kind_of(self, name: str) -> tuple[str | None, str]:
         """(kind, how we know): exchange2003, exchange2000, exchange55, smtp_relay, windows, or None."""

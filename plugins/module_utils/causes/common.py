@@ -30,6 +30,10 @@ def per_host(fleet: Fleet, cause: fd.Cause, decide: Callable[[HostEntry, HostVie
             else:
                 out.append(fd.unknown(cause, entry.name, no_snapshot_reason(entry)))
             continue
+        if kinds is not None and view.kind == "exchange" and any(k.startswith("exchange") for k in kinds):
+            # Exchange of a version the snapshot could not tell: the cause may well apply.
+            out.append(fd.unknown(cause, entry.name, f"{entry.name} runs Exchange of an unknown version"))
+            continue
         if kinds is not None and view.kind not in kinds:
             out.append(fd.not_applicable(cause, entry.name, f"{entry.name} is {view.kind}; this cause concerns {', '.join(kinds)}"))
             continue
