@@ -7,7 +7,7 @@ STAMP := $(VENV)/.pins-installed
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: venv demo test test-fast lab-up lab-down clean build
+.PHONY: venv browser demo test test-fast lab-up lab-down clean build
 
 venv: $(STAMP)
 
@@ -18,13 +18,25 @@ $(STAMP): requirements.txt
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
 	@touch $(STAMP)
 
+# The HTML report's test drives Debian's Chromium through Debian's chromedriver
+# (tests/integration/test_report_html.py); nothing is downloaded at test time.
+CHROMIUM := /usr/bin/chromium
+BROWSER_PACKAGES := chromium chromium-driver
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+browser: $(CHROMIUM)
+
+$(CHROMIUM):
+	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $(BROWSER_PACKAGES) \
+	  || { $(SUDO) apt-get update && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $(BROWSER_PACKAGES); }
+
 demo: venv
 	$(PY) -m lab demo
 
-test: venv
+test: venv browser
 	$(PY) -m pytest -q tests
 
-test-fast: venv
+test-fast: venv browser
 	$(PY) -m pytest -q tests -m "not slow"
 
 build: venv
