@@ -40,12 +40,14 @@ options:
     type: path
     required: true
   fail_on:
-    description: C(present) fails the task when any cause is present; C(unknown) also when any is unknown; C(never) does not.
+    description:
+      - "C(present) fails the task when any cause is present; C(unknown) also when any is unknown; C(never) does not."
     type: str
     choices: [never, present, unknown]
     default: never
   knowledge:
-    description: Overrides merged over the knowledge file, e.g. C({detect: {glitch_retry_min_seconds: {value: 120}}}).
+    description:
+      - "Overrides merged over the knowledge file, for example C({detect: {glitch_retry_min_seconds: {value: 120}}})."
     type: dict
     default: {}
 notes:

@@ -41,7 +41,7 @@ def small_fleet(extra_exch02: dict) -> dict:
 
 
 def test_four_causes_on_one_host_are_all_found_and_ranked(lab_factory):
-    lab = lab_factory(small_fleet({
+    data = small_fleet({
         "base": ["exchange2003_sp2", "symantec_antivirus_ce9"],
         # No folder exclusions, and a smart host list with an unbracketed IP before an FQDN.
         "registry": {r"HKLM\SOFTWARE\Intel\LANDesk\VirusProtect6\CurrentVersion\Storages\Filesystem\RealTimeScan":
@@ -49,7 +49,12 @@ def test_four_causes_on_one_host_are_all_found_and_ranked(lab_factory):
         "metabase": {"locations": {"/LM/SmtpSvc/1": {"SmartHost": "10.1.1.1;mail.partner.example", "SmartHostType": 2,
                                                      "ConnectResponse": ""}}},
         "ad": {"smtp_virtual_servers": {"1": {"msExchSmtpSmartHost": "10.1.1.1;mail.partner.example", "msExchSmtpSmartHostType": 2}}},
-    }))
+    })
+    # EXCH02's own SAV 10.1 (feature absent) gives way to the template's SAV CE 9 (feature installed).
+    ex2 = data["hosts"]["EXCH02"]
+    del ex2["wmi"]["root\\cimv2"]["Win32_SoftwareFeature"]
+    ex2["registry"] = {k: v for k, v in ex2["registry"].items() if "Uninstall" not in k}
+    lab = lab_factory(data)
     doc = audit_of(lab)
     got = {c for c, f in findings(doc, "EXCH02").items() if f["status"] == "present"}
     assert got == {"sav_internet_email_autoprotect", "av_scans_iis_folders", "smarthost_misconfigured", "smtp_banner_missing"}
@@ -67,20 +72,20 @@ def test_several_virtual_servers_each_read(lab_factory):
         "metabase": {"locations": {
             "/LM/SmtpSvc/2": {"ServerComment": "Partner relay", "ServerBindings": ":2525:", "SmartHost": "[10.2.2.2]", "SmartHostType": 2},
         }},
-        "ad": {"smtp_virtual_servers": {"2": {"msExchSmtpSmartHost": "relay.partner", "msExchSmtpSmartHostType": 2}}},
+        "ad": {"smtp_virtual_servers": {"2": {"msExchSmtpSmartHost": "relayhost", "msExchSmtpSmartHostType": 2}}},
     }))
     doc = audit_of(lab)
     f = findings(doc, "EXCH02")["smarthost_misconfigured"]
     assert f["status"] == "present"
     servers = f["evidence"]["virtual_servers"]
-    assert set(servers) == {"1", "2"} and servers["2"]["smart_host"] == "relay.partner" and servers["2"]["source"] == "AD"
+    assert set(servers) == {"1", "2"} and servers["2"]["smart_host"] == "relayhost" and servers["2"]["source"] == "AD"
     assert servers["2"]["note"].startswith("the metabase differs from AD")
-    assert any("relay.partner: not a fully qualified domain name" in p for p in f["evidence"]["problems"])
+    assert any("relayhost: not a fully qualified domain name" in p for p in f["evidence"]["problems"])
 
 
 def test_a_host_that_is_down_is_unknown_locally_and_unavailable_to_its_peers(lab_factory):
     data = small_fleet({})
-    data["hosts"]["EXCH02"]["services"] = {"SMTPSVC": {"state": "stopped"}}
+    data["hosts"]["EXCH02"]["services"] = {"SMTPSVC": {"display_name": "Simple Mail Transfer Protocol (SMTP)", "state": "stopped"}}
     lab = lab_factory(data)
     snaps = snapshots.take_fleet(lab)
     snaps["EXCH02"] = None  # WinRM did not answer either

@@ -70,7 +70,7 @@ def test_healthy_hosts_are_clean(demo):
     # Products present with safe settings: detectors must read values, not presence.
     assert demo.host("EXCH01").registry.get(r"HKLM\SOFTWARE\Symantec\SMSMSE\4.5\Server", "EnableBloodhound").data == 0
     features = demo.host("EXCH02").wmi["root\\cimv2"]["Win32_SoftwareFeature"]
-    assert {f["Caption"]: f["InstallState"] for f in features}["Internet E-mail Auto-Protect"] == 4
+    assert {f["Caption"]: f["InstallState"] for f in features}["Internet E-mail Auto-Protect"] == 2  # Win32_SoftwareFeature.InstallState 2 = Absent
 
 
 def test_demo_antivirus_and_mail_security(demo):
