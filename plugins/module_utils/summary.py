@@ -71,7 +71,7 @@ def table(rows: list[tuple[str, ...]], columns: tuple[str, ...] = COLUMNS) -> st
     return "\n".join([line(columns), line(tuple("-" * w for w in widths)), *[line(r) for r in rows]])
 
 
-AUDIT_COLUMNS = ("host", "kind", "snapshot", "present causes (most likely first)", "unknown")
+AUDIT_COLUMNS = ("host", "kind", "snapshot", "unknown", "present causes (most likely first)")
 
 
 def audit_rows(doc: dict) -> list[tuple[str, ...]]:
@@ -80,7 +80,7 @@ def audit_rows(doc: dict) -> list[tuple[str, ...]]:
         present = doc["summary"]["present"].get(name) or []
         unknown = sum(1 for f in h["findings"] if f["status"] == "unknown")
         state = "ok" if h["reachable"] else ("unmanaged" if not h["managed"] else "FAILED")
-        rows.append((name, str((h.get("platform") or {}).get("kind") or "?"), state, ", ".join(present) or "-", str(unknown)))
+        rows.append((name, str((h.get("platform") or {}).get("kind") or "?"), state, str(unknown), ", ".join(present) or "-"))
     return rows
 
 

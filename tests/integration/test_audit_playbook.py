@@ -31,6 +31,15 @@ DEMO_PRESENT = {
     "RELAY01": {"greylist_hotfix_missing"},
 }
 
+# Where the data to decide is missing, and why: nobody completed an SMTP greeting with the
+# filtered/silent/stopped servers, EXCH07's metabase does not parse, EXCH55 has no snapshot.
+DEMO_UNKNOWN = {
+    "EXCH03": {"cisco_smtp_inspection"},
+    "EXCH06": {"cisco_smtp_inspection"},
+    "EXCH07": {"cisco_smtp_inspection", "smtp_banner_missing"},
+    "EXCH55": {"sav_internet_email_autoprotect"},
+}
+
 
 def run_audit(lab, tmp_path, *extra, mutate_inventory=None, report_root=None):
     inv = lab.inventory()
@@ -67,6 +76,8 @@ def test_demo_audit_finds_every_seeded_cause_on_the_right_host(demo_run):
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
     assert doc["schema"] == "mailflow.audit/1" and doc["check_mode"] is True
     assert present(doc) == DEMO_PRESENT
+    unknown = {h: {f["cause"] for f in d["findings"] if f["status"] == "unknown"} for h, d in doc["hosts"].items()}
+    assert {h: c for h, c in unknown.items() if c} == DEMO_UNKNOWN
     # Every host x cause has exactly one status, and unknowns say why.
     for host, d in doc["hosts"].items():
         assert [f["cause"] for f in d["findings"]] == [c["id"] for c in doc["causes"]], host
