@@ -47,8 +47,8 @@ class Finding:
             raise ValueError(f"{self.cause.id}/{self.host}: status {self.status!r} is not one of {STATUSES}")
         if self.confidence not in CONFIDENCES:
             raise ValueError(f"{self.cause.id}/{self.host}: confidence {self.confidence!r}")
-        if self.status == "unknown" and not self.reason:
-            raise ValueError(f"{self.cause.id}/{self.host}: an unknown finding must say why")
+        if self.status in ("unknown", "not_applicable") and not self.reason:
+            raise ValueError(f"{self.cause.id}/{self.host}: an {self.status} finding must say why")
 
     def to_dict(self) -> dict[str, Any]:
         present = self.status == "present"

@@ -94,7 +94,14 @@ class Fleet:
     def __init__(self, entries: list[HostEntry], settings: dict | None = None):
         self.entries = {e.name: e for e in entries}
         self.settings = settings or {}
+        self._names = self._name_index()
         self._probes = self._collect_probes()
+        # Every detector asks "who probed X" for every host: index once, not N x N^2 scans.
+        self._by_target: dict[str, list[Probe]] = {}
+        self._by_source: dict[str, list[Probe]] = {}
+        for p in self._probes:
+            self._by_target.setdefault(p.target, []).append(p)
+            self._by_source.setdefault(p.source, []).append(p)
         self._ad = self._org_servers()
 
     def __iter__(self) -> Iterator[HostEntry]:
@@ -114,16 +121,20 @@ class Fleet:
 
     # -- names
 
+    def _name_index(self) -> dict[str, str]:
+        """Every name a host goes by -> its inventory name (first host wins, in inventory order)."""
+        index: dict[str, str] = {}
+        for e in self:
+            for alias in (e.name, e.fqdn, e.address, e.computer_name, (e.fqdn or "").split(".")[0]):
+                if alias:
+                    index.setdefault(alias.lower(), e.name)
+        return index
+
     def resolve(self, text: str | None) -> str | None:
         """An inventory name for a host name, FQDN, computer name or IP address; None if not ours."""
         if not text:
             return None
-        t = text.strip().strip("[]").rstrip(".").lower()
-        for e in self:
-            names = {e.name.lower(), (e.fqdn or "").lower(), (e.address or "").lower(), e.computer_name.lower()}
-            if t in names or (e.fqdn and t == e.fqdn.split(".")[0].lower()):
-                return e.name
-        return None
+        return self._names.get(str(text).strip().strip("[]").rstrip(".").lower())
 
     # -- probes
 
@@ -140,10 +151,10 @@ class Fleet:
         return self._probes
 
     def probes_to(self, name: str) -> list[Probe]:
-        return [p for p in self._probes if p.target == name]
+        return self._by_target.get(name, [])
 
     def probes_from(self, name: str) -> list[Probe]:
-        return [p for p in self._probes if p.source == name]
+        return self._by_source.get(name, [])
 
     # -- what each host is, from its own snapshot, the org's AD, the inventory, or its banner
 

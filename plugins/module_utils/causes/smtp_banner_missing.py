@@ -38,8 +38,10 @@ def detect(fleet):
         answered = [p for p in probes if p.result in _ANSWERED]
         responses = _connect_responses(entry)
         evidence = {
+            # The peers that got no greeting, in full; the ones that did, by name (a fleet has N x N probes).
             "probes": [{"from": p.source, "result": p.result, "banner_ms": p.raw.get("banner_ms"), "error": p.raw.get("error") or None}
-                       for p in probes],
+                       for p in probes if p.result not in _ANSWERED],
+            "answered_from": sorted(p.source for p in answered),
             "connect_response": responses,
         }
         empty = sorted(n for n, v in (responses or {}).items() if v is not None and not str(v).strip())
