@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from ansible_collections.mailflow.exchange.plugins.module_utils import findings as fd
 from ansible_collections.mailflow.exchange.plugins.module_utils.causes.common import greylisting_peers, per_host, sends_to
+from ansible_collections.mailflow.exchange.plugins.module_utils.remediation import Change, FixError
 
 CAUSE = fd.Cause(
     id="glitch_retry_short",
@@ -57,3 +58,34 @@ def detect(fleet):
                           evidence, explains=list(stuck), confidence=conf)
 
     return per_host(fleet, CAUSE, decide, kinds=("exchange2003", "exchange2000", "smtp_relay"))
+
+
+# -- the fix: set GlitchRetrySeconds (TechNet aa998772: REG_DWORD, decimal seconds, in a Queuing key
+# that is not created by default, KB 308350), effective after SMTPSVC restarts.
+
+QUEUING = r"HKLM\SYSTEM\CurrentControlSet\Services\SMTPSVC\Queuing"
+FIX_READS = ("smtpsvc_queuing", "services")
+# Below 30 s the three glitch retries are over before any greylisting delay; above an hour a
+# transient failure holds mail longer than the retry schedule itself (15, 30, 60 minutes).
+SECONDS_RANGE = (30, 3600)
+
+
+def fix_params(args: dict) -> dict:
+    seconds = args.get("seconds")
+    if isinstance(seconds, bool) or not isinstance(seconds, int) or not SECONDS_RANGE[0] <= seconds <= SECONDS_RANGE[1]:
+        raise FixError(f"mailflow_glitch_retry_seconds must be a whole number of seconds from {SECONDS_RANGE[0]} to "
+                       f"{SECONDS_RANGE[1]}, got {seconds!r}")
+    return {"seconds": seconds}
+
+
+def plan(view, params) -> list[Change]:
+    if view.service("SMTPSVC") is None:
+        return []  # no SMTP service, nothing reads the value
+    current = view.reg_value("smtpsvc_queuing", "GlitchRetrySeconds")
+    key = view.reg_key("smtpsvc_queuing")
+    rtype = next((v["type"] for n, v in (key or {}).get("values", {}).items() if n.lower() == "glitchretryseconds"), None)
+    if rtype == "REG_DWORD" and current == params["seconds"]:
+        return []
+    before = {"exists": current is not None, **({"type": rtype, "data": current} if current is not None else {})}
+    return [Change("registry_value", {"path": QUEUING, "name": "GlitchRetrySeconds"}, before,
+                   {"exists": True, "type": "REG_DWORD", "data": params["seconds"]}, restart=["SMTPSVC"])]

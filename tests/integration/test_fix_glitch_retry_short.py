@@ -1,0 +1,103 @@
+"""mailflow.exchange.fix_glitch_retry_short on the lab: audit present -> fix -> audit absent, idempotent, check mode,
+bad input, restart with queued mail kept, and a failed verification restored from the backup."""
+from __future__ import annotations
+
+import glob
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from tests.conftest import ROOT, demo_data
+from tests.support import snapshots
+from ansible_collections.mailflow.exchange.plugins.module_utils import audit
+
+pytestmark = [pytest.mark.slow, pytest.mark.integration]
+ANSIBLE_PLAYBOOK = os.path.join(os.path.dirname(sys.executable), "ansible-playbook")
+QUEUING = r"HKLM\SYSTEM\CurrentControlSet\Services\SMTPSVC\Queuing"
+PLAY = [{"name": "fix", "hosts": "mailflow_servers", "gather_facts": False,
+         "roles": [{"role": "mailflow.exchange.fix_glitch_retry_short"}]}]
+
+
+@pytest.fixture
+def lab(lab_factory):
+    data = demo_data()
+    data["hosts"] = {n: data["hosts"][n] for n in ("EXCH05", "EXCH55", "RELAY01")}
+    data["network"] = {}
+    return lab_factory(data)
+
+
+def play(lab, tmp_path, *extra, limit="EXCH05"):
+    inv = tmp_path / "hosts.yml"
+    inv.write_text(yaml.safe_dump(lab.inventory()))
+    pb = tmp_path / "fix.yml"
+    pb.write_text(yaml.safe_dump(PLAY))
+    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"), ANSIBLE_NOCOLOR="1")
+    return subprocess.run([ANSIBLE_PLAYBOOK, "-i", str(inv), str(pb), "--limit", limit,
+                           "-e", f"mailflow_backup_dir={tmp_path / 'backups'}", *extra],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+
+
+def glitch(lab):
+    v = lab.fleet.host("EXCH05").registry.get(QUEUING, "GlitchRetrySeconds")
+    return None if v is None else (v.type, v.data)
+
+
+def status(lab, host="EXCH05"):
+    doc = audit.run(snapshots.fleet(lab, snapshots.take_fleet(lab)), generated="x")
+    return next(f["status"] for f in doc["hosts"][host]["findings"] if f["cause"] == "glitch_retry_short")
+
+
+def test_fix_makes_the_audit_clean_and_a_second_run_changes_nothing(lab, tmp_path):
+    assert status(lab) == "present" and glitch(lab) == ("REG_DWORD", 30)
+
+    proc = play(lab, tmp_path, "--check", "--diff")
+    assert proc.returncode == 0 and "changed=1" in proc.stdout, proc.stdout[-2000:]
+    assert "REG_DWORD 180" in proc.stdout and glitch(lab) == ("REG_DWORD", 30)  # check mode touched nothing
+
+    proc = play(lab, tmp_path)
+    assert proc.returncode == 0 and "changed=1" in proc.stdout, proc.stdout[-3000:]
+    assert glitch(lab) == ("REG_DWORD", 180)
+    assert "pending restart of SMTPSVC" in proc.stdout + proc.stderr and not lab.metrics.snapshot()["EXCH05"]["service_restarts"]
+    (backup,) = glob.glob(str(tmp_path / "backups" / "*" / "EXCH05" / "glitch_retry_short.json"))
+    doc = json.loads(open(backup).read())
+    assert doc["state"] == "verified" and doc["changes"][0]["before"] == {"exists": True, "type": "REG_DWORD", "data": 30}
+    assert "dword:0000001e" in open(backup[:-5] + ".reg", encoding="utf-16").read()
+    assert status(lab) == "absent"
+
+    proc = play(lab, tmp_path)
+    assert proc.returncode == 0 and "changed=0" in proc.stdout
+
+
+def test_bad_value_fails_before_any_host_is_touched(lab, tmp_path):
+    lab.metrics.reset()
+    for bad in ("5", "99999", "soon"):
+        proc = play(lab, tmp_path, "-e", f"mailflow_glitch_retry_seconds={bad}")
+        assert proc.returncode != 0 and "mailflow_glitch_retry_seconds" in proc.stdout, proc.stdout[-1500:]
+    assert lab.metrics.snapshot().get("EXCH05", {}).get("winrm_commands", 0) == 0 and glitch(lab) == ("REG_DWORD", 30)
+
+
+def test_restart_when_allowed_keeps_the_queued_mail(lab, tmp_path):
+    queue = r"C:\Program Files\Exchsrvr\Mailroot\vsi 1\Queue"
+    before = sorted(p for p, _ in lab.fleet.host("EXCH05").files.listdir(queue))
+    proc = play(lab, tmp_path, "-e", "mailflow_allow_service_restart=true", "-e", "mailflow_glitch_retry_seconds=240", "-v")
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    assert glitch(lab) == ("REG_DWORD", 240)
+    assert lab.metrics.snapshot()["EXCH05"]["service_restarts"].get("SMTPSVC") == 1
+    assert sorted(p for p, _ in lab.fleet.host("EXCH05").files.listdir(queue)) == before and len(before) == 2
+    assert "queue_before: 2" in proc.stdout and "queue_after: 2" in proc.stdout
+
+
+def test_failed_verification_is_restored_from_the_backup(lab, tmp_path):
+    # The verifying read looks at another key than the write (as a wrong knowledge override would),
+    # so the new value is never seen: the fix must put 30 back and fail, saying so.
+    override = json.dumps({"mailflow_knowledge": {"collect": {"smtpsvc_queuing": {"path": QUEUING + "\\Elsewhere"}}}})
+    proc = play(lab, tmp_path, "-e", override)
+    assert proc.returncode != 0
+    assert "verification failed" in proc.stdout and "restored from the backup" in proc.stdout
+    assert glitch(lab) == ("REG_DWORD", 30)
+    (backup,) = glob.glob(str(tmp_path / "backups" / "*" / "EXCH05" / "glitch_retry_short.json"))
+    assert json.loads(open(backup).read())["state"] == "restored"
