@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from ansible_collections.mailflow.exchange.plugins.module_utils import findings as fd
 from ansible_collections.mailflow.exchange.plugins.module_utils.causes.common import names_match, per_host
-from ansible_collections.mailflow.exchange.plugins.module_utils.hostview import version_tuple
 
 CAUSE = fd.Cause(
     id="sav_internet_email_autoprotect",
