@@ -22,7 +22,15 @@ _IMS_BANNER = re.compile(r"Microsoft Exchange Internet Mail Service (?P<ver>5\.\
 PROBE_RESULTS = ("banner", "no_banner", "refused", "filtered", "masked", "greylisted", "rejected", "unresolved", "error")
 
 
-def classify_probe(p: dict) -> str:
+GREYLIST_CODES = ("450", "451")  # knowledge detect.greylist_reply_codes overrides it for a fleet
+
+
+def greylist_reply(p: dict, codes: tuple[str, ...] = GREYLIST_CODES) -> str | None:
+    """The temporary MAIL/RCPT reply a greylisting peer deferred the probe with (KB 950757 "Temporary Error (4.7.1)")."""
+    return next((p.get(s) for s in ("mail", "rcpt") if str(p.get(s) or "").startswith(codes)), None)
+
+
+def classify_probe(p: dict, greylist_codes: tuple[str, ...] = GREYLIST_CODES) -> str:
     """One probe's outcome in the words of the report."""
     connect = p.get("connect") or ""
     if connect == "refused":
@@ -41,8 +49,7 @@ def classify_probe(p: dict) -> str:
         return "masked"
     if not banner.startswith("220"):
         return "rejected"
-    # 450/451 at MAIL or RCPT is how greylisting defers (KB 950757 "Temporary Error (4.7.1)"); 452 is storage, not greylisting.
-    if any((p.get(step) or "").startswith(("450", "451")) for step in ("mail", "rcpt")):
+    if greylist_reply(p, greylist_codes):
         return "greylisted"
     return "banner"
 
@@ -95,6 +102,7 @@ class Fleet:
         self.entries = {e.name: e for e in entries}
         self.settings = settings or {}
         self._names = self._name_index()
+        self.greylist_codes = tuple(str(c) for c in self.settings.get("greylist_reply_codes", {}).get("value", GREYLIST_CODES))
         self._probes = self._collect_probes()
         # Every detector asks "who probed X" for every host: index once, not N x N^2 scans.
         self._by_target: dict[str, list[Probe]] = {}
@@ -143,7 +151,7 @@ class Fleet:
         for e in self:
             for raw in (e.snapshot or {}).get("probes") or []:
                 target = self.resolve(raw.get("peer")) or self.resolve(raw.get("target")) or raw.get("peer") or raw.get("target")
-                out.append(Probe(e.name, target, raw, classify_probe(raw)))
+                out.append(Probe(e.name, target, raw, classify_probe(raw, self.greylist_codes)))
         return out
 
     @property

@@ -67,16 +67,17 @@ class FixAction(ActionBase):
 
         restart = sorted({s for c in changes for s in c.restart})
         queue_before = _queued(view)
+        restart_ops = []
         if restart and args["allow_service_restart"]:
-            for name in restart:
-                self._run_ops(host, [psrunner.Op("service_control", (name, "restart", remediation.SERVICE_WAIT_SECONDS))])
+            # The restart runs first in the verifying read's own command: one round trip, not two.
+            restart_ops = [psrunner.Op("service_control", (name, "restart", remediation.SERVICE_WAIT_SECONDS)) for name in restart]
             result["restarted"] = restart
         elif restart:
             result["pending_restart"] = restart
             result.setdefault("warnings", []).append(
                 f"{host}: pending restart of {', '.join(restart)} for {self.CAUSE} to take effect (mailflow_allow_service_restart is false)")
 
-        after = self._read(host, facts, reads)
+        after = self._read(host, facts, reads, before=restart_ops)
         left = cause.plan(after, params)
         result.update(queue_before=queue_before, queue_after=_queued(after))
         if left or not applied:
@@ -98,10 +99,11 @@ class FixAction(ActionBase):
         except psrunner.RunnerError as exc:
             raise AnsibleActionFail(f"{host}: {exc} (rc={res.get('rc')})")
 
-    def _read(self, host, facts, items) -> HostView:
+    def _read(self, host, facts, items, before=()) -> HostView:
+        """A fresh read of `items` in one command, after the operations in `before` (e.g. a service restart)."""
         subset = {"collect": {k: facts["collect"][k] for k in items}, "probe": facts["probe"]}
         plan = snapshot.build_plan(subset, [], helo=host, domain=host)
-        results = self._run_ops(host, [op for _, op in plan])
+        results = self._run_ops(host, list(before) + [op for _, op in plan])[len(before):]
         now = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
         snap = snapshot.assemble(host, host.split(".")[0].upper(), plan, results, collected_at=now, duration_ms=0, transport={})
         return HostView(snap)

@@ -81,12 +81,15 @@ def test_bad_value_fails_before_any_host_is_touched(lab, tmp_path):
 
 
 def test_restart_when_allowed_keeps_the_queued_mail(lab, tmp_path):
+    lab.metrics.reset()
     queue = r"C:\Program Files\Exchsrvr\Mailroot\vsi 1\Queue"
     before = sorted(p for p, _ in lab.fleet.host("EXCH05").files.listdir(queue))
     proc = play(lab, tmp_path, "-e", "mailflow_allow_service_restart=true", "-e", "mailflow_glitch_retry_seconds=240", "-v")
     assert proc.returncode == 0, proc.stdout[-3000:]
     assert glitch(lab) == ("REG_DWORD", 240)
-    assert lab.metrics.snapshot()["EXCH05"]["service_restarts"].get("SMTPSVC") == 1
+    counters = lab.metrics.snapshot()["EXCH05"]
+    assert counters["service_restarts"].get("SMTPSVC") == 1
+    assert counters["winrm_commands"] == 3  # read; apply; restart + verifying read
     assert sorted(p for p, _ in lab.fleet.host("EXCH05").files.listdir(queue)) == before and len(before) == 2
     assert "queue_before: 2" in proc.stdout and "queue_after: 2" in proc.stdout
 

@@ -15,8 +15,7 @@ folders to exclude are given as evidence for a human to verify.
 from __future__ import annotations
 
 from ansible_collections.mailflow.exchange.plugins.module_utils import findings as fd
-from ansible_collections.mailflow.exchange.plugins.module_utils import symptoms
-from ansible_collections.mailflow.exchange.plugins.module_utils.causes.common import EXCHANGE_SMTP_KINDS, names_match, per_host
+from ansible_collections.mailflow.exchange.plugins.module_utils.causes.common import EXCHANGE_SMTP_KINDS, names_match, per_host, stuck_on
 
 CAUSE = fd.Cause(
     id="av_scans_iis_folders",
@@ -70,7 +69,7 @@ def detect(fleet):
                               f"{product} scans in real time with folder exclusions off ({_SWITCH} = 0, ExBPA aa997602): "
                               f"{', '.join(folders)} are scanned" + tail,
                               evidence, confidence="inferred" if auto else confidence, severity="low" if auto else None,
-                              explains=_stuck_on(fleet, entry))
+                              explains=stuck_on(fleet, entry))
         if raw is None:
             return fd.unknown(CAUSE, entry.name, f"{product} is installed but {_SWITCH} is not set under RealTimeScan; "
                               "what SAV does without it is not documented", **evidence)
@@ -80,8 +79,3 @@ def detect(fleet):
                           evidence, confidence=max(confidence, "inferred", key=fd.CONFIDENCES.index))
 
     return per_host(fleet, CAUSE, decide, kinds=EXCHANGE_SMTP_KINDS + ("smtp_relay",))
-
-
-def _stuck_on(fleet, entry) -> list[str]:
-    """Inventory hosts this host's own mail is stuck on (Event 4006 and retry queues)."""
-    return sorted({h for s in (symptoms.events_4006(fleet, entry), symptoms.queue_retry(fleet, entry)) for h in s["remote_hosts"]})

@@ -4,7 +4,8 @@ from __future__ import annotations
 from typing import Callable, Iterable
 
 from ansible_collections.mailflow.exchange.plugins.module_utils import findings as fd
-from ansible_collections.mailflow.exchange.plugins.module_utils.fleet import Fleet, HostEntry
+from ansible_collections.mailflow.exchange.plugins.module_utils import symptoms
+from ansible_collections.mailflow.exchange.plugins.module_utils.fleet import Fleet, HostEntry, greylist_reply
 from ansible_collections.mailflow.exchange.plugins.module_utils.hostview import HostView, Missing
 from ansible_collections.mailflow.exchange.plugins.module_utils.metabase import MetabaseError
 
@@ -59,8 +60,6 @@ def names_match(text: str, candidates: Iterable[str]) -> bool:
 
 def sends_to(fleet: Fleet, entry: HostEntry) -> dict[str, list[str]]:
     """{peer: [why]}: the inventory hosts this host has mail for, from its queues (links) and 4006 events."""
-    from ansible_collections.mailflow.exchange.plugins.module_utils import symptoms  # symptoms imports fleet only
-
     out: dict[str, list[str]] = {}
     if entry.snapshot is None:
         return out
@@ -78,13 +77,16 @@ def sends_to(fleet: Fleet, entry: HostEntry) -> dict[str, list[str]]:
 
 def greylisting_peers(fleet: Fleet) -> dict[str, list[str]]:
     """{peer: [evidence]}: hosts that answered a probe's MAIL/RCPT with a temporary 4xx, or that the inventory says greylist."""
-    codes = tuple(str(c) for c in fleet.setting("greylist_reply_codes"))
     out: dict[str, list[str]] = {}
     for p in fleet.probes:
-        reply = next((p.raw.get(s) for s in ("mail", "rcpt") if str(p.raw.get(s) or "").startswith(codes)), None)
-        if reply:
-            out.setdefault(p.target, []).append(f"{p.source} probe: {reply.splitlines()[0][:80]}")
+        if p.result == "greylisted":
+            out.setdefault(p.target, []).append(f"{p.source} probe: {greylist_reply(p.raw, fleet.greylist_codes).splitlines()[0][:80]}")
     for e in fleet:
         if e.declared.get("greylists"):
             out.setdefault(e.name, []).append("inventory: mailflow_greylists")
     return out
+
+
+def stuck_on(fleet: Fleet, entry: HostEntry) -> list[str]:
+    """Inventory hosts this host's own mail is stuck on (Event 4006 and retry queues)."""
+    return sorted({h for s in (symptoms.events_4006(fleet, entry), symptoms.queue_retry(fleet, entry)) for h in s["remote_hosts"]})

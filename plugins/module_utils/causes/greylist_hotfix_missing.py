@@ -21,6 +21,7 @@ import re
 from ansible_collections.mailflow.exchange.plugins.module_utils import findings as fd
 from ansible_collections.mailflow.exchange.plugins.module_utils import symptoms
 from ansible_collections.mailflow.exchange.plugins.module_utils.causes.common import greylisting_peers, no_snapshot_reason, sends_to
+from ansible_collections.mailflow.exchange.plugins.module_utils.fleet import greylist_reply
 from ansible_collections.mailflow.exchange.plugins.module_utils.hostview import Missing
 
 CAUSE = fd.Cause(
@@ -60,12 +61,10 @@ def detect(fleet):
 
 def _seen_greylisting(fleet, entry, greylisting) -> dict[str, str]:
     """{peer: why we know it greylists this host}."""
-    codes = tuple(str(c) for c in fleet.setting("greylist_reply_codes"))
     seen = {}
     for p in fleet.probes_from(entry.name):
-        reply = next((p.raw.get(s) for s in ("mail", "rcpt") if str(p.raw.get(s) or "").startswith(codes)), None)
-        if reply and p.result in ("greylisted", "banner"):
-            seen[p.target] = f"probe from {entry.name}: {reply.splitlines()[0][:80]}"
+        if p.result == "greylisted":
+            seen[p.target] = f"probe from {entry.name}: {greylist_reply(p.raw, fleet.greylist_codes).splitlines()[0][:80]}"
     for peer in sends_to(fleet, entry):
         if peer in greylisting and peer != entry.name:
             seen.setdefault(peer, "; ".join(greylisting[peer]))

@@ -12,8 +12,7 @@ overridden, so every decision that reads the switch is `unconfirmed`.
 from __future__ import annotations
 
 from ansible_collections.mailflow.exchange.plugins.module_utils import findings as fd
-from ansible_collections.mailflow.exchange.plugins.module_utils import symptoms
-from ansible_collections.mailflow.exchange.plugins.module_utils.causes.common import EXCHANGE_SMTP_KINDS, names_match, per_host
+from ansible_collections.mailflow.exchange.plugins.module_utils.causes.common import EXCHANGE_SMTP_KINDS, names_match, per_host, stuck_on
 
 CAUSE = fd.Cause(
     id="smsmse_heuristics",
@@ -59,7 +58,7 @@ def detect(fleet):
             return fd.Finding(CAUSE, entry.name, "present",
                               f"{product} has heuristics (Bloodhound) scanning on ({where}); it alters messages so the "
                               f"terminating period is not seen (KB 919091 cause 3). Note: {_OVERRIDE}",
-                              evidence, confidence=weakest, explains=_stuck_on(fleet, entry))
+                              evidence, confidence=weakest, explains=stuck_on(fleet, entry))
         if odd:
             v = odd[0]
             return fd.unknown(CAUSE, entry.name, f"{v['key']}\\{v['name']} is {v['type']} {v['data']!r}, not a {expected_type}; "
@@ -69,8 +68,3 @@ def detect(fleet):
                           f"{found[0]['data']!r}). Note: {_OVERRIDE}", evidence, confidence=weakest)
 
     return per_host(fleet, CAUSE, decide, kinds=EXCHANGE_SMTP_KINDS)
-
-
-def _stuck_on(fleet, entry) -> list[str]:
-    """Inventory hosts this host's own mail is stuck on (Event 4006 and retry queues): the mail this cause stalls."""
-    return sorted({h for s in (symptoms.events_4006(fleet, entry), symptoms.queue_retry(fleet, entry)) for h in s["remote_hosts"]})
