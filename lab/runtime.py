@@ -22,6 +22,8 @@ class HostCounters:
     overlong_command_lines: int = 0
     smtp_sessions: int = 0
     service_restarts: dict[str, int] = field(default_factory=dict)
+    processes: list[list[str]] = field(default_factory=list)  # run_process argv, program first
+    reboots: int = 0  # reboots a program would have done (msiexec without REBOOT=ReallySuppress)
 
     @property
     def max_command_line(self) -> int:
@@ -78,6 +80,10 @@ class Metrics:
                 c.overlong_command_lines += 1
                 return False
             return True
+
+    def record_process(self, name: str, argv: list[str]) -> None:
+        with self._lock:
+            self.counters.setdefault(name, HostCounters()).processes.append(list(argv))
 
     def reset(self) -> None:
         with self._lock:

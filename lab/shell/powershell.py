@@ -16,11 +16,14 @@ import fnmatch
 import hashlib
 import os
 import re
+from datetime import datetime, timezone
 from typing import Callable
 
 from ansible_collections.mailflow.exchange.plugins.module_utils import psrunner
 from ansible_collections.mailflow.exchange.plugins.module_utils.psrunner import Op, UtcTime, encode_row
 
+from lab import metabase as lab_metabase
+from lab.shell import programs
 from lab.shell.cmd import environment
 from lab.shell.query import QueryError, like, parse_ldap, parse_wql
 from lab.state import FleetState, HostState
@@ -28,7 +31,7 @@ from lab.state import FleetState, HostState
 # sha256 of the exact script texts this module emulates.
 EMULATED = {
     "bootstrap": "f137549039915cf29412b651a5ea7b08750712182a0e6f71eef73bf3d6e6d19e",
-    "dispatcher": "b1b29c2e2cc7f11fd09751a44864e0ce147c732d7e170cdb75a03f21714495a3",
+    "dispatcher": "8188926d68be7e81a7450db4e7e1c964ddbcebe726861c82844eadc98f1502d6",
 }
 
 
@@ -42,6 +45,10 @@ class OpFailed(Exception):
 
 def _win_time(iso: str) -> UtcTime:
     return UtcTime(iso if iso.endswith("Z") else iso + "Z")
+
+
+def _now_iso() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def expand_env(host: HostState, path: str) -> str:
@@ -191,6 +198,9 @@ class DispatcherEmulation:
             self.row(index, "entry", *pairs)
 
     def op_adsi_write(self, index: int, dn: str, attr: str, values: tuple, kind: str) -> None:
+        if dn.lower().startswith("iis://"):
+            self._metabase_write(index, dn, attr, values)
+            return
         if self.fleet.ad.get(dn) is None:
             raise OpFailed("There is no such object on the server.")
         if kind == "int":
@@ -203,6 +213,52 @@ class DispatcherEmulation:
         prev = self.fleet.ad.set_attr(dn, attr, new or None)
         self.row(index, "prev", "values", [str(v) for v in (prev or [])])
         self.row(index, "ok", "dn", dn, "attr", attr)
+
+    def _metabase_write(self, index: int, path: str, prop: str, values: tuple) -> None:
+        """IIS://localhost/SMTPSVC/1 -> /LM/SMTPSVC/1 in MetaBase.xml (SaveData flushes it, as the script asks)."""
+        iisadmin = self.host.service("IISADMIN")
+        if iisadmin is None or iisadmin.state != "running":
+            raise OpFailed("The RPC server is unavailable. (Exception from HRESULT: 0x800706BA)")
+        rest = path.split("://", 1)[1].split("/", 1)
+        if rest[0].lower() != "localhost" or len(rest) < 2:
+            raise OpFailed("The system cannot find the path specified.")
+        location = "/LM/" + rest[1].strip("/")
+        current = self.host.files.read(self.host.metabase_path)
+        text = current.data.decode("utf-8", "replace") if current else ""
+        nodes = {v["_location"].lower(): v for v in lab_metabase.parse(text).values()}
+        node = nodes.get(location.lower())
+        if node is None:
+            raise OpFailed("The system cannot find the path specified.")
+        prev = next((v for k, v in node.items() if k.lower() == prop.lower()), None)
+        self.row(index, "prev", "values", [] if prev is None else [prev])
+        new = lab_metabase.set_property(text, location, prop, values[0] if values else None)
+        self.host.files.write(self.host.metabase_path, new, _now_iso())
+        self.row(index, "ok", "dn", path, "attr", prop)
+
+    # -- files and programs
+    def op_file_copy(self, index: int, src: str, dst: str, keep: str) -> None:
+        src, dst, keep = (expand_env(self.host, p) if p else p for p in (src, dst, keep))
+        source = self.host.files.read(src)
+        if source is None:
+            raise OpFailed(f"Could not find file {src}")
+        old = self.host.files.read(dst)
+        if old is None:
+            self.row(index, "prev", "existed", 0)
+        else:
+            self.row(index, "prev", "existed", 1, "size", len(old.data), "mtime", _win_time(old.mtime), "kept_as", keep)
+            if keep:
+                self.host.files.write(keep, old.data, old.mtime)
+        self.host.files.write(dst, source.data, source.mtime)
+        self.row(index, "ok", "path", dst)
+
+    def op_run_process(self, index: int, exe: str, argv: tuple, wait: str, ok_codes: tuple) -> None:
+        try:
+            code, output = programs.run(self.lab, self.host, expand_env(self.host, exe), list(argv))
+        except programs.ProgramNotFound:
+            raise OpFailed('Exception calling "Start" with "1" argument(s): "The system cannot find the file specified"')
+        self.row(index, "exit", "code", code, "output", output)
+        if str(code) not in ok_codes:
+            self.row(index, "failed", "code", code)
 
     # -- WMI
     def _wmi_instances(self, namespace: str, cls: str) -> list[dict]:

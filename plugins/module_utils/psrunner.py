@@ -39,13 +39,15 @@ OPERATIONS: dict[str, tuple[str, ...]] = {
     "file_read": ("s", "s"),  # path (env vars expanded on the host), max bytes
     "file_list": ("s", "s", "s", "s"),  # dir, recurse 0/1, pattern, max rows
     "adsi_search": ("s", "s", "l"),  # base DN ('' = configuration NC), LDAP filter, attributes
-    "adsi_write": ("s", "s", "l", "s"),  # DN, attribute, values (empty clears), 'int'|'string'
+    "adsi_write": ("s", "s", "l", "s"),  # DN or IIS:// path, attribute, values (empty clears), 'int'|'string'
     "wmi_query": ("s", "s", "l"),  # namespace, WQL, properties
     "eventlog": ("s", "s", "l", "s", "s"),  # log, source, event ids, since (ISO UTC), max rows
     "service_query": ("l",),  # service names
     "service_control": ("s", "s", "s"),  # name, start|stop|restart|auto|manual|disabled, wait seconds
     "msi_features": ("s",),  # WQL LIKE pattern on ProductName
     "tcp_connections": ("s",),  # remote port filter ('' = all)
+    "file_copy": ("s", "s", "s"),  # source, destination, keep the replaced file as ('' = do not keep)
+    "run_process": ("s", "l", "s", "l"),  # program, arguments (quoted per argv rules), timeout seconds, success exit codes
     "tcp_probe": ("s", "s", "s", "s", "s", "s"),  # target, port, timeout ms, helo, mail from, rcpt to
 }
 

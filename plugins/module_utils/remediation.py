@@ -18,44 +18,51 @@ BACKUP_SCHEMA = "mailflow.backup/1"
 REG_TYPE_TO_KIND = {v: k for k, v in REG_KIND_TO_TYPE.items()}  # "REG_DWORD" -> "DWord" (RegistryValueKind)
 _START_MODE_ACTION = {"auto": "auto", "automatic": "auto", "manual": "manual", "disabled": "disabled"}
 SERVICE_WAIT_SECONDS = "60"
+PROCESS_WAIT_SECONDS = "900"  # msiexec and hotfix installers on a busy 2003 box
 
 
 class FixError(ValueError):
     """Bad fix input; the message names the variable."""
 
 
+def setting(facts: dict, name: str) -> Any:
+    """A knowledge `detect:` setting's value, as the detectors read it (fleet.setting)."""
+    item = (facts.get("detect") or {}).get(name)
+    if item is None:
+        raise FixError(f"knowledge detect.{name} is not set")
+    return item["value"] if isinstance(item, dict) and "value" in item else item
+
+
 @dataclass
 class Change:
-    kind: str                 # registry_value | service_start_mode | service_state
-    target: dict[str, str]    # {"path", "name"} for registry; {"service"} for services
-    before: Any               # registry: {"exists", "type", "data"}; services: "Disabled" / "Stopped"
+    """One thing a fix changes. `kind` picks its handler in KINDS; `before` is replaced by what the host
+    reported it replaced (record_prev), so a restore puts back what was really there."""
+    kind: str
+    target: dict[str, Any]
+    before: Any
     after: Any
     restart: list[str] = field(default_factory=list)  # services that must restart for it to take effect
 
+    @property
+    def handler(self) -> "_Kind":
+        try:
+            return KINDS[self.kind]
+        except KeyError:
+            raise FixError(f"unknown change kind {self.kind}") from None
+
     def describe(self) -> str:
-        if self.kind == "registry_value":
-            b = self.before
-            was = f"{b['data']!r} ({b['type']})" if b.get("exists") else "absent"
-            return f"{self.target['path']}\\{self.target['name']}: {was} -> {self.after['data']!r} ({self.after['type']})"
-        return f"service {self.target['service']} {self.kind.split('_', 1)[1].replace('_', ' ')}: {self.before} -> {self.after}"
+        return f"{self.handler.name(self)}: {self.handler.show(self, self.before)} -> {self.handler.show(self, self.after)}"
 
     def apply_ops(self) -> list[Op]:
-        if self.kind == "registry_value":
-            return [Op("reg_write", (self.target["path"], self.target["name"], REG_TYPE_TO_KIND[self.after["type"]], _reg_text(self.after)))]
-        if self.kind == "service_start_mode":
-            return [Op("service_control", (self.target["service"], _START_MODE_ACTION[str(self.after).lower()], SERVICE_WAIT_SECONDS))]
-        if self.kind == "service_state":
-            return [Op("service_control", (self.target["service"], "start" if str(self.after).lower() == "running" else "stop",
-                                           SERVICE_WAIT_SECONDS))]
-        raise FixError(f"unknown change kind {self.kind}")
+        return self.handler.apply(self)
 
     def restore_ops(self) -> list[Op]:
-        """Operations that put `before` back (`before` is what the apply step found, not what the plan assumed)."""
-        if self.kind == "registry_value":
-            if not self.before.get("exists"):
-                return [Op("reg_delete", (self.target["path"], self.target["name"]))]
-            return [Op("reg_write", (self.target["path"], self.target["name"], REG_TYPE_TO_KIND[self.before["type"]], _reg_text(self.before)))]
-        return Change(self.kind, self.target, self.after, self.before).apply_ops()
+        """Operations that put `before` back ([] when the change cannot be undone on the host, e.g. a hotfix)."""
+        return self.handler.restore(self)
+
+    @property
+    def reversible(self) -> bool:
+        return self.handler.reversible
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -73,6 +80,211 @@ def _reg_text(value: dict) -> str:
     return str(data)
 
 
+class _Kind:
+    reversible = True
+
+    def name(self, c: Change) -> str:
+        raise NotImplementedError
+
+    def show(self, c: Change, value: Any) -> str:
+        return str(value)
+
+    def apply(self, c: Change) -> list[Op]:
+        raise NotImplementedError
+
+    def restore(self, c: Change) -> list[Op]:
+        return self.apply(Change(c.kind, c.target, c.after, c.before))
+
+    def prev(self, c: Change, prev: dict) -> None:
+        """Record what the host reported it replaced."""
+
+
+class RegistryValue(_Kind):
+    """target {path, name}; values {"exists", "type", "data"}."""
+
+    def name(self, c):
+        return f"{c.target['path']}\\{c.target['name']}"
+
+    def show(self, c, v):
+        return f"{v['type']} {v['data']!r}" if v.get("exists", True) and "data" in v else "(absent)"
+
+    def apply(self, c):
+        return [Op("reg_write", (c.target["path"], c.target["name"], REG_TYPE_TO_KIND[c.after["type"]], _reg_text(c.after)))]
+
+    def restore(self, c):
+        if not c.before.get("exists"):
+            return [Op("reg_delete", (c.target["path"], c.target["name"]))]
+        return [Op("reg_write", (c.target["path"], c.target["name"], REG_TYPE_TO_KIND[c.before["type"]], _reg_text(c.before)))]
+
+    def prev(self, c, prev):
+        if prev.get("existed") in (1, True):
+            rtype = REG_KIND_TO_TYPE.get(prev.get("type"), prev.get("type"))
+            data = prev.get("data")
+            if rtype == "REG_DWORD" and isinstance(data, int):
+                data &= 0xFFFFFFFF
+            c.before = {"exists": True, "type": rtype, "data": data}
+        else:
+            c.before = {"exists": False}
+
+
+class ServiceStartMode(_Kind):
+    """target {service}; values "Auto" / "Manual" / "Disabled" (Win32_Service.StartMode)."""
+
+    def name(self, c):
+        return f"service {c.target['service']} start mode"
+
+    def apply(self, c):
+        return [Op("service_control", (c.target["service"], _START_MODE_ACTION[str(c.after).lower()], SERVICE_WAIT_SECONDS))]
+
+    def prev(self, c, prev):
+        c.before = prev.get("start_mode")
+
+
+class ServiceState(_Kind):
+    """target {service}; values "Running" / "Stopped"."""
+
+    def name(self, c):
+        return f"service {c.target['service']} state"
+
+    def apply(self, c):
+        action = "start" if str(c.after).lower() == "running" else "stop"
+        return [Op("service_control", (c.target["service"], action, SERVICE_WAIT_SECONDS))]
+
+    def prev(self, c, prev):
+        c.before = prev.get("state")
+
+
+class ServiceRestart(_Kind):
+    """target {service}; a stop-gap restart (e.g. MSExchangeIMC): nothing to undo."""
+    reversible = False
+
+    def name(self, c):
+        return f"service {c.target['service']}"
+
+    def apply(self, c):
+        return [Op("service_control", (c.target["service"], "restart", SERVICE_WAIT_SECONDS))]
+
+    def restore(self, c):
+        return []
+
+
+class AdsiAttribute(_Kind):
+    """target {dn, attribute, syntax: string|int}; values are lists of strings ([] = not set).
+    dn is an AD distinguished name or an IIS ADSI path (IIS://localhost/SMTPSVC/1: the metabase)."""
+
+    def name(self, c):
+        return f"{c.target['dn']} {c.target['attribute']}"
+
+    def show(self, c, v):
+        return "(not set)" if not v else ", ".join(repr(x) for x in v)
+
+    def apply(self, c):
+        return [Op("adsi_write", (c.target["dn"], c.target["attribute"], tuple(str(x) for x in c.after),
+                                  c.target.get("syntax", "string")))]
+
+    def prev(self, c, prev):
+        c.before = [str(v) for v in prev.get("values") or []]
+
+
+class MsiFeature(_Kind):
+    """target {product_code, product, feature, caption, reboot: bool}; values are InstallState (2 Absent, 3 Local).
+    msiexec /i {code} REMOVE=<feature> /qn: maintenance mode removes just that feature; REBOOT=ReallySuppress
+    unless reboots are allowed. Exit 3010 is success with a reboot pending."""
+
+    def name(self, c):
+        return f"{c.target['product']} feature {c.target['feature']} ({c.target.get('caption', '')})"
+
+    def show(self, c, v):
+        return {1: "advertised", 2: "absent", 3: "local", 4: "source"}.get(v, str(v))
+
+    def apply(self, c):
+        prop = "REMOVE" if c.after == 2 else "ADDLOCAL"
+        argv = ["/i", c.target["product_code"], f"{prop}={c.target['feature']}", "/qn"]
+        if not c.target.get("reboot"):
+            argv.append("REBOOT=ReallySuppress")
+        return [Op("run_process", ("msiexec.exe", tuple(argv), PROCESS_WAIT_SECONDS, ("0", "3010")))]
+
+
+class FirewallPort(_Kind):
+    """target {port, protocol, name, scope}; values {"exists", "scope", "enabled"} for the Windows Firewall
+    (Server 2003 SP1) port opening, changed with netsh firewall (the supported interface)."""
+
+    def name(self, c):
+        return f"Windows Firewall port {c.target['port']}/{c.target['protocol']}"
+
+    def show(self, c, v):
+        if not v.get("exists"):
+            return "(not open)"
+        return f"{'enabled' if v.get('enabled', True) else 'disabled'}, scope {v.get('scope', '*')}"
+
+    def apply(self, c):
+        return self._set(c, c.after, c.before)
+
+    def restore(self, c):
+        return self._set(c, c.before, c.after)
+
+    @staticmethod
+    def _set(c, want, have):
+        t = c.target
+        head = ["firewall"]
+        where = [f"protocol={t['protocol']}", f"port={t['port']}"]
+        if not want.get("exists"):
+            argv = head + ["delete", "portopening"] + where
+        else:
+            scope = want.get("scope", "*")
+            scope_args = ["scope=ALL"] if scope == "*" else ["scope=SUBNET"] if scope.lower() == "localsubnet" \
+                else ["scope=CUSTOM", f"addresses={scope}"]
+            argv = head + ["set" if have.get("exists") else "add", "portopening"] + where + \
+                [f"name={want.get('name') or t['name']}", f"mode={'ENABLE' if want.get('enabled', True) else 'DISABLE'}"] + scope_args
+        return [Op("run_process", ("netsh.exe", tuple(argv), PROCESS_WAIT_SECONDS, ("0",)))]
+
+
+class FileReplace(_Kind):
+    """target {path, source, keep_as, stop: [services, dependents first], start: [services, in order]};
+    values {"sha256", "size"}. The services are stopped around the copy (IIS Admin around MetaBase.xml);
+    the replaced file is kept on the host as keep_as, which is what a restore copies back."""
+
+    def name(self, c):
+        return c.target["path"]
+
+    def show(self, c, v):
+        return f"{v.get('size')} bytes sha256 {str(v.get('sha256', ''))[:12]}" if v else "(absent)"
+
+    def apply(self, c):
+        return self._around(c, Op("file_copy", (c.target["source"], c.target["path"], c.target["keep_as"])))
+
+    def restore(self, c):
+        return self._around(c, Op("file_copy", (c.target["keep_as"], c.target["path"], "")))
+
+    @staticmethod
+    def _around(c, copy: Op) -> list[Op]:
+        stops = [Op("service_control", (s, "stop", SERVICE_WAIT_SECONDS)) for s in c.target.get("stop") or []]
+        starts = [Op("service_control", (s, "start", SERVICE_WAIT_SECONDS)) for s in c.target.get("start") or []]
+        return stops + [copy] + starts
+
+
+class Package(_Kind):
+    """target {path, args, kb}; values "missing" / "installed". A hotfix is not removed by a restore (its
+    own uninstaller is for an admin to run); a failed install is rolled back by the installer itself."""
+    reversible = False
+
+    def name(self, c):
+        return f"{c.target['kb']} from {c.target['path']}"
+
+    def apply(self, c):
+        return [Op("run_process", (c.target["path"], tuple(c.target.get("args") or ()), PROCESS_WAIT_SECONDS, ("0", "3010")))]
+
+    def restore(self, c):
+        return []
+
+
+KINDS: dict[str, _Kind] = {
+    "registry_value": RegistryValue(), "service_start_mode": ServiceStartMode(), "service_state": ServiceState(),
+    "service_restart": ServiceRestart(), "adsi_attribute": AdsiAttribute(), "msi_feature": MsiFeature(),
+    "firewall_port": FirewallPort(), "file_replace": FileReplace(), "package": Package(),
+}
+
+
 def restore_plan(changes: list[Change]) -> list[Op]:
     """Undo in reverse order (a service is stopped before its start mode is put back)."""
     return [op for c in reversed(changes) for op in c.restore_ops()]
@@ -81,34 +293,14 @@ def restore_plan(changes: list[Change]) -> list[Op]:
 def record_prev(change: Change, rows: list[tuple[str, dict]]) -> None:
     """Replace the plan's `before` with what the host reported it replaced (the authoritative prior value)."""
     prev = next((r for k, r in rows if k == "prev"), None)
-    if prev is None:
-        return
-    if change.kind == "registry_value":
-        if prev.get("existed") in (1, True):
-            rtype = REG_KIND_TO_TYPE.get(prev.get("type"), prev.get("type"))
-            data = prev.get("data")
-            if rtype == "REG_DWORD" and isinstance(data, int):
-                data &= 0xFFFFFFFF
-            change.before = {"exists": True, "type": rtype, "data": data}
-        else:
-            change.before = {"exists": False}
-    elif change.kind == "service_start_mode":
-        change.before = prev.get("start_mode")
-    elif change.kind == "service_state":
-        change.before = prev.get("state")
+    if prev is not None:
+        change.handler.prev(change, prev)
 
 
 def diff(changes: list[Change]) -> dict[str, str]:
     """Ansible's --diff: before and after, one line per changed item."""
-    return {"before": "".join(_side(c, c.before) + "\n" for c in changes),
-            "after": "".join(_side(c, c.after) + "\n" for c in changes)}
-
-
-def _side(c: Change, value: Any) -> str:
-    if c.kind == "registry_value":
-        shown = f"{value['type']} {value['data']!r}" if value.get("exists", True) and "data" in value else "(absent)"
-        return f"{c.target['path']}\\{c.target['name']} = {shown}"
-    return f"{c.target['service']} {c.kind.split('_', 1)[1]} = {value}"
+    return {"before": "".join(f"{c.handler.name(c)} = {c.handler.show(c, c.before)}\n" for c in changes),
+            "after": "".join(f"{c.handler.name(c)} = {c.handler.show(c, c.after)}\n" for c in changes)}
 
 
 # -- backups on the controller: backups/<change id or UTC timestamp>/<host>/<cause>.json (+ .reg)

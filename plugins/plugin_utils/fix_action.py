@@ -44,8 +44,8 @@ class FixAction(ActionBase):
         host = task_vars.get("inventory_hostname", "")
         cause = importlib.import_module(f"ansible_collections.mailflow.exchange.plugins.module_utils.causes.{self.CAUSE}")
         try:
-            params = cause.fix_params(args)
             facts = knowledge.load(args["knowledge"])
+            params = cause.fix_params(args, facts)
         except (remediation.FixError, knowledge.KnowledgeError) as exc:
             raise AnsibleActionFail(f"{host}: {exc}")
 

@@ -70,7 +70,7 @@ FIX_READS = ("smtpsvc_queuing", "services")
 SECONDS_RANGE = (30, 3600)
 
 
-def fix_params(args: dict) -> dict:
+def fix_params(args: dict, facts: dict) -> dict:
     seconds = args.get("seconds")
     if isinstance(seconds, bool) or not isinstance(seconds, int) or not SECONDS_RANGE[0] <= seconds <= SECONDS_RANGE[1]:
         raise FixError(f"mailflow_glitch_retry_seconds must be a whole number of seconds from {SECONDS_RANGE[0]} to "

@@ -131,6 +131,8 @@ function Op-FileList([int]$op, $a) {
     }
 }
 function AdsPath([string]$dn) {
+    # IIS://localhost/SMTPSVC/1 is the IIS ADSI provider (the metabase); anything else is an AD DN.
+    if ($dn.StartsWith('IIS://', [StringComparison]::OrdinalIgnoreCase)) { return $dn }
     if ($dn -eq '') { $dn = [string]([ADSI]'LDAP://RootDSE').Properties['configurationNamingContext'][0] }
     return 'LDAP://' + $dn.Replace('/', '\/')
 }
@@ -156,7 +158,11 @@ function Op-AdsiWrite([int]$op, $a) {
     Row $op 'prev' @('values', $prev)
     $e.Properties[$attr].Clear()
     foreach ($v in $vals) { if ($asInt) { [void]$e.Properties[$attr].Add([int]$v) } else { [void]$e.Properties[$attr].Add($v) } }
-    $e.CommitChanges(); Row $op 'ok' @('dn', (Dec $a[0]), 'attr', $attr)
+    $e.CommitChanges()
+    # IIS keeps the metabase in memory and flushes MetaBase.xml later; SaveData (IIsComputer) writes it now,
+    # so the verifying read of the file sees the change.
+    if ((Dec $a[0]).StartsWith('IIS://', [StringComparison]::OrdinalIgnoreCase)) { [void]([ADSI]'IIS://localhost').psbase.Invoke('SaveData') }
+    Row $op 'ok' @('dn', (Dec $a[0]), 'attr', $attr)
 }
 function Op-Wmi([int]$op, $a) {
     $props = DecList $a[2]
@@ -239,4 +245,41 @@ function Op-TcpConnections([int]$op, $a) {
         if ($port -ne '' -and $c.RemoteEndPoint.Port.ToString($Inv) -ne $port) { continue }
         Row $op 'conn' @('local', $c.LocalEndPoint.ToString(), 'remote', $c.RemoteEndPoint.ToString(), 'state', $c.State.ToString())
     }
+}
+function Op-FileCopy([int]$op, $a) {
+    $src = Expand (Dec $a[0]); $dst = Expand (Dec $a[1]); $keep = Expand (Dec $a[2])
+    if (-not [IO.File]::Exists($src)) { throw ('Could not find file ' + $src) }
+    if ([IO.File]::Exists($dst)) {
+        $fi = New-Object IO.FileInfo($dst)
+        Row $op 'prev' @('existed', 1, 'size', $fi.Length, 'mtime', $fi.LastWriteTime, 'kept_as', $keep)
+        if ($keep -ne '') { [IO.File]::Copy($dst, $keep, $true) }
+    } else { Row $op 'prev' @('existed', 0) }
+    [IO.File]::Copy($src, $dst, $true)
+    Row $op 'ok' @('path', $dst)
+}
+function QuoteArg([string]$s) {
+    # The argv rules of CommandLineToArgvW (and the C runtime): quote when needed, and
+    # double the backslashes that precede a quote, so each item arrives as one argument.
+    if ($s -ne '' -and $s -notmatch '[\s"]') { return $s }
+    $sb = New-Object Text.StringBuilder; [void]$sb.Append('"'); $bs = 0
+    foreach ($c in $s.ToCharArray()) {
+        if ($c -eq [char]'\') { $bs++; continue }
+        if ($c -eq [char]'"') { [void]$sb.Append([char]'\', 2 * $bs + 1) } elseif ($bs -gt 0) { [void]$sb.Append([char]'\', $bs) }
+        [void]$sb.Append($c); $bs = 0
+    }
+    if ($bs -gt 0) { [void]$sb.Append([char]'\', 2 * $bs) }
+    [void]$sb.Append('"'); return $sb.ToString()
+}
+function Op-RunProcess([int]$op, $a) {
+    $exe = Expand (Dec $a[0]); $argv = DecList $a[1]; $wait = [int](Dec $a[2]); $okCodes = DecList $a[3]
+    $q = @(); foreach ($x in $argv) { $q += (QuoteArg $x) }
+    $psi = New-Object Diagnostics.ProcessStartInfo($exe, ($q -join ' '))
+    $psi.UseShellExecute = $false; $psi.CreateNoWindow = $true; $psi.RedirectStandardOutput = $true
+    $p = [Diagnostics.Process]::Start($psi)
+    $out = $p.StandardOutput.ReadToEnd()
+    if (-not $p.WaitForExit($wait * 1000)) { Row $op 'failed' @('code', -1, 'message', 'timed out'); return }
+    if ($out.Length -gt 4000) { $out = $out.Substring($out.Length - 4000) }
+    $code = $p.ExitCode
+    Row $op 'exit' @('code', $code, 'output', $out)
+    if (-not ($okCodes -contains $code.ToString($Inv))) { Row $op 'failed' @('code', $code) }
 }

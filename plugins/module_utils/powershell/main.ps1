@@ -9,6 +9,7 @@ $ops = @{
     'adsi_search' = 'Op-AdsiSearch'; 'adsi_write' = 'Op-AdsiWrite'; 'wmi_query' = 'Op-Wmi'
     'eventlog' = 'Op-EventLog'; 'service_query' = 'Op-ServiceQuery'; 'service_control' = 'Op-ServiceControl'
     'msi_features' = 'Op-MsiFeatures'; 'tcp_connections' = 'Op-TcpConnections'
+    'file_copy' = 'Op-FileCopy'; 'run_process' = 'Op-RunProcess'
 }
 $probes = @()
 $lines = (Dec $Request).Split([char]10)
