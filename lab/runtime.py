@@ -43,7 +43,8 @@ class HostFaults:
     http_500: int = 0  # answer the next N requests with 500
     drop_connections: int = 0  # close the socket on the next N requests without answering
     timeout: bool = False  # accept requests and never answer (until cleared)
-    drop_after_commands: int = -1  # drop the connection at the Nth command from now (mid-change faults)
+    drop_after_commands: int = -1  # drop the connection at the Nth command from now, before it runs
+    drop_output_after_commands: int = -1  # the Nth command runs, then the connection drops before its output
 
     def to_plain(self) -> dict:
         return asdict(self)

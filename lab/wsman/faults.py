@@ -24,18 +24,16 @@ def take_countdown(metrics: Metrics, host_name: str, fault: str) -> bool:
         return True
 
 
-def take_command_drop(metrics: Metrics, host_name: str) -> bool:
-    """Should this Command lose its connection? (drop_after_commands)
+def take_command_drop(metrics: Metrics, host_name: str, fault: str = "drop_after_commands") -> bool:
+    """Should this Command lose its connection? (drop_after_commands, or drop_output_after_commands)
 
     N >= 0 drops the connection on the Nth Command from now (0 and 1 both
     mean the next one) and then disarms the fault (back to -1).
     """
     with _LOCK:
         faults = metrics.fault(host_name)
-        if faults.drop_after_commands < 0:
+        remaining = getattr(faults, fault)
+        if remaining < 0:
             return False
-        if faults.drop_after_commands <= 1:
-            faults.drop_after_commands = -1
-            return True
-        faults.drop_after_commands -= 1
-        return False
+        setattr(faults, fault, -1 if remaining <= 1 else remaining - 1)
+        return remaining <= 1

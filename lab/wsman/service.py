@@ -132,6 +132,8 @@ class WinRSService:
         # 8191 characters and still reports success: empty output, exit 0.
         runnable = self.metrics.record_command_line(self.host_name, len(command_line))
         command = Command(self.host_name, command_line, runnable)
+        # A host that dies after doing the work: the command runs, its output never arrives.
+        command.drop_output = take_command_drop(self.metrics, self.host_name, "drop_output_after_commands")
         # Without console-mode stdin the client will Send input, so the
         # command starts only when that input ends. A missing option means
         # nothing is coming (pywinrm and Ansible always send it). A refused
@@ -155,6 +157,8 @@ class WinRSService:
         if not command.stdin_complete or not self._wait_finished(command, request.operation_timeout):
             self.stats.add("operation_timeouts")
             raise soap.operation_timeout_fault()
+        if command.drop_output:
+            raise DropConnection()
         budget = request.max_envelope_size - soap.receive_envelope_overhead(request, command.id) - _PADDING_SLACK
         chunk = command.next_chunk(raw_bytes_for_base64(budget))
         self.stats.add("receive_responses")

@@ -40,6 +40,7 @@ class Command:
         self.stdout = b""
         self.stderr = b""
         self.exit_code = 0
+        self.drop_output = False  # fault: the command runs, then the connection drops before its output
         self._stdout_sent = 0
         self._stderr_sent = 0
         self._lock = threading.Lock()

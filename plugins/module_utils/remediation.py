@@ -7,14 +7,11 @@ module builds runner operations and backup documents, it runs nothing.
 """
 from __future__ import annotations
 
-import json
-import os
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from ansible_collections.mailflow.exchange.plugins.module_utils.psrunner import REG_KIND_TO_TYPE, Op
 
-BACKUP_SCHEMA = "mailflow.backup/1"
 REG_TYPE_TO_KIND = {v: k for k, v in REG_KIND_TO_TYPE.items()}  # "REG_DWORD" -> "DWord" (RegistryValueKind)
 _START_MODE_ACTION = {"auto": "auto", "automatic": "auto", "manual": "manual", "disabled": "disabled"}
 SERVICE_WAIT_SECONDS = "60"
@@ -301,58 +298,3 @@ def diff(changes: list[Change]) -> dict[str, str]:
     """Ansible's --diff: before and after, one line per changed item."""
     return {"before": "".join(f"{c.handler.name(c)} = {c.handler.show(c, c.before)}\n" for c in changes),
             "after": "".join(f"{c.handler.name(c)} = {c.handler.show(c, c.after)}\n" for c in changes)}
-
-
-# -- backups on the controller: backups/<change id or UTC timestamp>/<host>/<cause>.json (+ .reg)
-
-def backup_document(host: str, cause: str, change_id: str, changes: list[Change], state: str, **extra) -> dict:
-    return {"schema": BACKUP_SCHEMA, "host": host, "cause": cause, "change_id": change_id, "state": state,
-            "changes": [c.to_dict() for c in changes], **extra}
-
-
-def write_backup(folder: str, doc: dict) -> str:
-    """Write (or rewrite) the backup JSON, and a .reg export of the prior registry values beside it."""
-    os.makedirs(folder, exist_ok=True)
-    path = os.path.join(folder, f"{doc['cause']}.json")
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(doc, fh, indent=1, sort_keys=True)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-    reg = reg_export([Change.from_dict(c) for c in doc["changes"]])
-    if reg:
-        with open(os.path.join(folder, f"{doc['cause']}.reg"), "w", encoding="utf-16") as fh:
-            fh.write(reg)
-    return path
-
-
-def reg_export(changes: list[Change]) -> str:
-    """The prior registry values in regedit's format (REGEDIT5, UTF-16), so an admin can restore by hand too."""
-    lines = ["Windows Registry Editor Version 5.00", ""]
-    regs = [c for c in changes if c.kind == "registry_value"]
-    if not regs:
-        return ""
-    for c in regs:
-        path = c.target["path"].replace("HKLM\\", "HKEY_LOCAL_MACHINE\\", 1)
-        name = c.target["name"].replace("\\", "\\\\").replace('"', '\\"')
-        lines.append(f"[{path}]")
-        b = c.before
-        if not b.get("exists"):
-            lines.append(f'"{name}"=-')
-        elif b["type"] == "REG_DWORD":
-            lines.append(f'"{name}"=dword:{int(b["data"]) & 0xFFFFFFFF:08x}')
-        elif b["type"] == "REG_SZ":
-            lines.append('"{}"="{}"'.format(name, str(b["data"]).replace("\\", "\\\\").replace('"', '\\"')))
-        else:
-            lines.append(f"; {name}: {b['type']} {b['data']!r} (restore with the JSON backup)")
-        lines.append("")
-    return "\r\n".join(lines) + "\r\n"
-
-
-def read_backup(path: str) -> tuple[dict, list[Change]]:
-    with open(path, encoding="utf-8") as fh:
-        doc = json.load(fh)
-    if doc.get("schema") != BACKUP_SCHEMA:
-        raise FixError(f"{path}: not a {BACKUP_SCHEMA} backup")
-    return doc, [Change.from_dict(c) for c in doc["changes"]]

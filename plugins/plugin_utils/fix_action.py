@@ -4,9 +4,14 @@
 
 Each plugins/action/fix_<cause>.py names its cause and its own arguments; the
 cause module (plugins/module_utils/causes/<cause>.py) provides FIX_READS (the
-knowledge items it needs), fix_params(args) (validation, naming the variable)
-and plan(view, params) -> [Change]. A plan that comes back empty after the
-change is what "verified" means.
+knowledge items it needs), fix_params(args, facts) (validation, naming the
+variable), plan(view, params) -> [Change] and optionally advice(view, params)
+-> [str] for what it reports but does not change. A plan that comes back empty
+after the change is what "verified" means.
+
+A run that loses its host mid-change leaves its backup "interrupted"; the next
+run starts from that backup's `before` values (the originals), so it finishes
+the change or restores what was there before the first run.
 """
 from __future__ import annotations
 
@@ -14,10 +19,10 @@ import importlib
 import os
 from datetime import datetime, timezone
 
-from ansible.errors import AnsibleActionFail
+from ansible.errors import AnsibleActionFail, AnsibleConnectionFailure
 from ansible.plugins.action import ActionBase
 
-from ansible_collections.mailflow.exchange.plugins.module_utils import knowledge, psrunner, remediation, snapshot
+from ansible_collections.mailflow.exchange.plugins.module_utils import backups, knowledge, psrunner, remediation, snapshot
 from ansible_collections.mailflow.exchange.plugins.module_utils.hostview import HostView
 
 COMMON_ARGS = dict(
@@ -27,6 +32,11 @@ COMMON_ARGS = dict(
     knowledge=dict(type="dict", default={}),
 )
 QUEUE_ITEMS = ("queue_exchange", "queue_iis")
+REBOOT_PENDING = 3010  # ERROR_SUCCESS_REBOOT_REQUIRED (msiexec, update.exe)
+
+
+class HostLost(Exception):
+    """The connection dropped (or the output was cut) while a command ran."""
 
 
 class FixAction(ActionBase):
@@ -46,27 +56,58 @@ class FixAction(ActionBase):
         try:
             facts = knowledge.load(args["knowledge"])
             params = cause.fix_params(args, facts)
+            prior = backups.incomplete_backup(args["backup_dir"], host, self.CAUSE)
         except (remediation.FixError, knowledge.KnowledgeError) as exc:
             raise AnsibleActionFail(f"{host}: {exc}")
 
         reads = list(cause.FIX_READS) + [i for i in QUEUE_ITEMS if i not in cause.FIX_READS]
-        view = self._read(host, facts, reads)
+        try:
+            view = self._read(host, facts, reads)
+        except HostLost as exc:
+            raise AnsibleConnectionFailure(f"{host}: {exc}")
         changes = cause.plan(view, params)
         result.update(changed=bool(changes), cause=self.CAUSE, changes=[c.describe() for c in changes])
+        advice = list(cause.advice(view, params)) if hasattr(cause, "advice") else []
+        if advice:
+            result["advice"] = advice
+            result.setdefault("warnings", []).extend(f"{host}: {self.CAUSE}: {a}" for a in advice)
+        if prior:
+            result["resumed_from"] = prior[0]
         if self._play_context.diff and changes:
             result["diff"] = remediation.diff(changes)
-        if not changes or self._task.check_mode:
+        if not changes:
+            if prior and not self._task.check_mode:
+                # The interrupted run's change is all in place: finish its record.
+                backups.update_backup(prior[0], state="verified", note="verified by a later run")
+            return self._pending_restarts(result, host, args)
+        if self._task.check_mode:
             return result
 
+        if prior:
+            originals = {backups.change_key(c): c.before for c in prior[2]}
+            for c in changes:
+                c.before = originals.get(backups.change_key(c), c.before)
         stamp = args["change_id"] or datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
         folder = os.path.join(args["backup_dir"], stamp, host)
-        backup = remediation.write_backup(folder, remediation.backup_document(host, self.CAUSE, stamp, changes, "planned"))
-        result["backup"] = backup
-        applied = self._apply(host, changes)
-        remediation.write_backup(folder, remediation.backup_document(host, self.CAUSE, stamp, changes, "applied"))
+
+        def record(state, **extra):
+            return backups.write_backup(folder, backups.backup_document(host, self.CAUSE, stamp, changes, state, **extra))
+
+        backup = result["backup"] = record("planned")
+        if prior and os.path.abspath(prior[0]) != os.path.abspath(backup):
+            backups.update_backup(prior[0], state="superseded", superseded_by=backup)
+        try:
+            applied, exits = self._apply(host, changes, prior)
+        except HostLost as exc:
+            record("interrupted", interrupted="during apply: not known which changes were applied")
+            return self._lost(result, host, backup, f"lost the connection while applying ({exc}); not known which of "
+                              f"{len(changes)} change(s) were applied")
+        record("applied")
+        if REBOOT_PENDING in exits:
+            result["pending_reboot"] = True
+            result.setdefault("warnings", []).append(f"{host}: {self.CAUSE}: a reboot is pending to complete the change")
 
         restart = sorted({s for c in changes for s in c.restart})
-        queue_before = _queued(view)
         restart_ops = []
         if restart and args["allow_service_restart"]:
             # The restart runs first in the verifying read's own command: one round trip, not two.
@@ -77,26 +118,62 @@ class FixAction(ActionBase):
             result.setdefault("warnings", []).append(
                 f"{host}: pending restart of {', '.join(restart)} for {self.CAUSE} to take effect (mailflow_allow_service_restart is false)")
 
-        after = self._read(host, facts, reads, before=restart_ops)
+        try:
+            after = self._read(host, facts, reads, before=restart_ops)
+        except HostLost as exc:
+            record("interrupted", interrupted="after apply: applied, not verified")
+            return self._lost(result, host, backup, f"lost the connection after applying, before verifying ({exc})")
         left = cause.plan(after, params)
-        result.update(queue_before=queue_before, queue_after=_queued(after))
+        result.update(queue_before=_queued(view), queue_after=_queued(after))
         if left or not applied:
-            self._run_ops(host, remediation.restore_plan(changes))
-            remediation.write_backup(folder, remediation.backup_document(host, self.CAUSE, stamp, changes, "restored"))
+            undo = remediation.restore_plan(changes)
+            self._run_ops(host, undo)
+            record("restored")
             what = "; ".join(c.describe() for c in left) or "the change was not applied"
-            raise AnsibleActionFail(f"{host}: {self.CAUSE}: verification failed ({what}); restored from the backup {backup}")
-        remediation.write_backup(folder, remediation.backup_document(host, self.CAUSE, stamp, changes, "verified"))
+            kept = [c.describe() for c in changes if not c.reversible]
+            also = f"; not reversible on the host, left as applied: {', '.join(kept)}" if kept else ""
+            raise AnsibleActionFail(f"{host}: {self.CAUSE}: verification failed ({what}); restored from the backup {backup}{also}")
+        record("verified", pending_restart=result.get("pending_restart", []))
         result["verified"] = True
+        return result
+
+    def _lost(self, result, host, backup, why):
+        result.update(failed=True, interrupted=True, unreachable=False,
+                      msg=f"{host}: {self.CAUSE}: {why}. The backup {backup} is kept; the next run finishes or restores it.")
+        return result
+
+    def _pending_restarts(self, result, host, args):
+        """Nothing to change: complete a restart an earlier run left pending, when now allowed."""
+        pending = backups.pending_restarts(args["backup_dir"], host, self.CAUSE)
+        services = sorted({s for _, doc in pending for s in doc["pending_restart"]})
+        if not services:
+            return result
+        if not args["allow_service_restart"] or self._task.check_mode:
+            result["pending_restart"] = services
+            result["changed"] = bool(args["allow_service_restart"])  # check mode: it would restart
+            return result
+        ops = [psrunner.Op("service_control", (s, "restart", remediation.SERVICE_WAIT_SECONDS)) for s in services]
+        failed = [s for s, r in zip(services, self._run_ops(host, ops)) if r.error is not None or r.first("failed") is not None]
+        if failed:
+            raise AnsibleActionFail(f"{host}: {self.CAUSE}: could not restart {', '.join(failed)}")
+        for path, _ in pending:
+            backups.update_backup(path, pending_restart=[], restarted=services)
+        result.update(changed=True, restarted=services)
         return result
 
     # -- the host side: one command each
 
     def _run_ops(self, host, ops):
         cmd = psrunner.command_line()
-        res = self._low_level_execute_command(cmd, in_data=psrunner.stdin_payload(ops), sudoable=False)
+        try:
+            res = self._low_level_execute_command(cmd, in_data=psrunner.stdin_payload(ops), sudoable=False)
+        except (AnsibleConnectionFailure, OSError) as exc:  # requests' ConnectionError is an OSError
+            raise HostLost(str(exc).splitlines()[0][:300])
         try:
             return psrunner.decode_output(res.get("stdout", ""), ops)
         except psrunner.RunnerError as exc:
+            if res.get("rc") not in (0, None) or not res.get("stdout"):
+                raise HostLost(f"{exc} (rc={res.get('rc')})")
             raise AnsibleActionFail(f"{host}: {exc} (rc={res.get('rc')})")
 
     def _read(self, host, facts, items, before=()) -> HostView:
@@ -108,20 +185,23 @@ class FixAction(ActionBase):
         snap = snapshot.assemble(host, host.split(".")[0].upper(), plan, results, collected_at=now, duration_ms=0, transport={})
         return HostView(snap)
 
-    def _apply(self, host, changes) -> bool:
-        """Apply every change in one command; record what each replaced. False when any operation failed."""
+    def _apply(self, host, changes, prior) -> tuple[bool, set[int]]:
+        """Apply every change in one command; record what each replaced. (all ok?, exit codes of programs run)"""
         ops, owners = [], []
         for c in changes:
             for op in c.apply_ops():
                 ops.append(op)
                 owners.append(c)
         results = self._run_ops(host, ops)
-        ok = True
+        ok, exits = True, set()
+        originals = {backups.change_key(c) for c in prior[2]} if prior else set()
         for c, res in zip(owners, results):
-            remediation.record_prev(c, res.rows)
+            if backups.change_key(c) not in originals:  # a resumed change keeps the first run's `before`
+                remediation.record_prev(c, res.rows)
+            exits.update(int(r["code"]) for k, r in res.rows if k == "exit" and isinstance(r.get("code"), int))
             if res.error is not None or res.first("failed") is not None:
                 ok = False
-        return ok
+        return ok, exits
 
 
 def _queued(view: HostView) -> int | None:

@@ -104,3 +104,48 @@ def test_failed_verification_is_restored_from_the_backup(lab, tmp_path):
     assert glitch(lab) == ("REG_DWORD", 30)
     (backup,) = glob.glob(str(tmp_path / "backups" / "*" / "EXCH05" / "glitch_retry_short.json"))
     assert json.loads(open(backup).read())["state"] == "restored"
+
+
+def backup_of(tmp_path):
+    (path,) = glob.glob(str(tmp_path / "backups" / "*" / "EXCH05" / "glitch_retry_short.json"))
+    return json.loads(open(path).read())
+
+
+def test_a_host_lost_before_the_apply_ran_is_finished_by_the_next_run(lab, tmp_path):
+    lab.metrics.fault("EXCH05").drop_after_commands = 2  # the read runs; the apply never reaches the host
+    proc = play(lab, tmp_path, "-e", "mailflow_change_id=CHG1")
+    assert proc.returncode != 0 and "lost the connection while applying" in proc.stdout, proc.stdout[-3000:]
+    assert "the next run finishes or restores it" in proc.stdout
+    assert glitch(lab) == ("REG_DWORD", 30) and backup_of(tmp_path)["state"] == "interrupted"
+
+    proc = play(lab, tmp_path, "-e", "mailflow_change_id=CHG1")
+    assert proc.returncode == 0 and "changed=1" in proc.stdout, proc.stdout[-3000:]
+    doc = backup_of(tmp_path)
+    assert glitch(lab) == ("REG_DWORD", 180) and doc["state"] == "verified"
+    assert doc["changes"][0]["before"] == {"exists": True, "type": "REG_DWORD", "data": 30}
+
+
+def test_a_host_lost_after_the_apply_keeps_the_original_value_for_a_restore(lab, tmp_path):
+    lab.metrics.fault("EXCH05").drop_output_after_commands = 2  # the apply runs; its answer is lost
+    proc = play(lab, tmp_path, "-e", "mailflow_change_id=CHG2")
+    assert proc.returncode != 0 and "not known which of 1 change(s) were applied" in proc.stdout, proc.stdout[-3000:]
+    assert glitch(lab) == ("REG_DWORD", 180) and backup_of(tmp_path)["state"] == "interrupted"
+
+    # The next run wants another value and its verification fails: the restore must put back the
+    # value from before the first run (30), not the half-way 180 it found.
+    override = json.dumps({"mailflow_knowledge": {"collect": {"smtpsvc_queuing": {"path": QUEUING + "\\Elsewhere"}}}})
+    proc = play(lab, tmp_path, "-e", "mailflow_change_id=CHG2", "-e", "mailflow_glitch_retry_seconds=240", "-e", override)
+    assert proc.returncode != 0 and "restored from the backup" in proc.stdout, proc.stdout[-3000:]
+    assert glitch(lab) == ("REG_DWORD", 30)
+    assert backup_of(tmp_path)["changes"][0]["before"]["data"] == 30
+
+
+def test_a_pending_restart_is_completed_by_a_later_run_that_may_restart(lab, tmp_path):
+    assert play(lab, tmp_path).returncode == 0 and glitch(lab) == ("REG_DWORD", 180)
+    lab.metrics.reset()
+    proc = play(lab, tmp_path, "-e", "mailflow_allow_service_restart=true")
+    assert proc.returncode == 0 and "changed=1" in proc.stdout, proc.stdout[-3000:]
+    assert lab.metrics.snapshot()["EXCH05"]["service_restarts"].get("SMTPSVC") == 1
+    assert backup_of(tmp_path)["pending_restart"] == []
+    proc = play(lab, tmp_path, "-e", "mailflow_allow_service_restart=true")
+    assert "changed=0" in proc.stdout and lab.metrics.snapshot()["EXCH05"]["service_restarts"].get("SMTPSVC") == 1

@@ -1,0 +1,108 @@
+"""Backups on the controller: backups/<change id or UTC timestamp>/<host>/<cause>.json (+ .reg).
+
+A backup is written before a change and rewritten as the change moves on
+(planned -> applied -> verified | restored | interrupted), so a run that dies
+mid-change leaves behind what the next run needs to finish or undo it.
+"""
+from __future__ import annotations
+
+import json
+import os
+
+from ansible_collections.mailflow.exchange.plugins.module_utils.remediation import Change, FixError
+
+BACKUP_SCHEMA = "mailflow.backup/1"
+
+def backup_document(host: str, cause: str, change_id: str, changes: list[Change], state: str, **extra) -> dict:
+    return {"schema": BACKUP_SCHEMA, "host": host, "cause": cause, "change_id": change_id, "state": state,
+            "changes": [c.to_dict() for c in changes], **extra}
+
+
+def write_backup(folder: str, doc: dict) -> str:
+    """Write (or rewrite) the backup JSON, and a .reg export of the prior registry values beside it."""
+    os.makedirs(folder, exist_ok=True)
+    path = os.path.join(folder, f"{doc['cause']}.json")
+    tmp = path + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as fh:
+        json.dump(doc, fh, indent=1, sort_keys=True)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+    reg = reg_export([Change.from_dict(c) for c in doc["changes"]])
+    if reg:
+        with open(os.path.join(folder, f"{doc['cause']}.reg"), "w", encoding="utf-16") as fh:
+            fh.write(reg)
+    return path
+
+
+def reg_export(changes: list[Change]) -> str:
+    """The prior registry values in regedit's format (REGEDIT5, UTF-16), so an admin can restore by hand too."""
+    lines = ["Windows Registry Editor Version 5.00", ""]
+    regs = [c for c in changes if c.kind == "registry_value"]
+    if not regs:
+        return ""
+    for c in regs:
+        path = c.target["path"].replace("HKLM\\", "HKEY_LOCAL_MACHINE\\", 1)
+        name = c.target["name"].replace("\\", "\\\\").replace('"', '\\"')
+        lines.append(f"[{path}]")
+        b = c.before
+        if not b.get("exists"):
+            lines.append(f'"{name}"=-')
+        elif b["type"] == "REG_DWORD":
+            lines.append(f'"{name}"=dword:{int(b["data"]) & 0xFFFFFFFF:08x}')
+        elif b["type"] == "REG_SZ":
+            lines.append('"{}"="{}"'.format(name, str(b["data"]).replace("\\", "\\\\").replace('"', '\\"')))
+        else:
+            lines.append(f"; {name}: {b['type']} {b['data']!r} (restore with the JSON backup)")
+        lines.append("")
+    return "\r\n".join(lines) + "\r\n"
+
+
+INCOMPLETE_STATES = ("planned", "applied", "interrupted")
+
+
+def change_key(c: Change) -> str:
+    return c.kind + json.dumps(c.target, sort_keys=True)
+
+
+def host_backups(backup_dir: str, host: str, cause: str) -> list[str]:
+    """This host's backups for this cause, oldest first (backup_dir/<change id or ts>/<host>/<cause>.json)."""
+    if not os.path.isdir(backup_dir):
+        return []
+    found = [os.path.join(backup_dir, d, host, f"{cause}.json") for d in os.listdir(backup_dir)]
+    return sorted((p for p in found if os.path.isfile(p)), key=os.path.getmtime)
+
+
+def incomplete_backup(backup_dir: str, host: str, cause: str) -> tuple[str, dict, list[Change]] | None:
+    """The newest backup a run left unfinished (its host dropped mid-change): its `before` values are the originals."""
+    for path in reversed(host_backups(backup_dir, host, cause)):
+        doc, changes = read_backup(path)
+        if doc.get("state") in INCOMPLETE_STATES:
+            return path, doc, changes
+        if doc.get("state") in ("verified", "restored"):
+            return None  # a later run finished; older leftovers are history
+    return None
+
+
+def pending_restarts(backup_dir: str, host: str, cause: str) -> list[tuple[str, dict]]:
+    """Verified changes still waiting for a service restart to take effect."""
+    out = []
+    for path in host_backups(backup_dir, host, cause):
+        doc, _ = read_backup(path)
+        if doc.get("state") == "verified" and doc.get("pending_restart"):
+            out.append((path, doc))
+    return out
+
+
+def update_backup(path: str, **fields) -> None:
+    doc, _ = read_backup(path)
+    doc.update(fields)
+    write_backup(os.path.dirname(path), doc)
+
+
+def read_backup(path: str) -> tuple[dict, list[Change]]:
+    with open(path, encoding="utf-8") as fh:
+        doc = json.load(fh)
+    if doc.get("schema") != BACKUP_SCHEMA:
+        raise FixError(f"{path}: not a {BACKUP_SCHEMA} backup")
+    return doc, [Change.from_dict(c) for c in doc["changes"]]
