@@ -23,6 +23,16 @@ CAUSE_IDS = (
     "ims_connection_leak",             # Q175982
 )
 
+# The causes with a fix role (mailflow.exchange.fix_<id>), in the order playbooks/fix.yml runs them on a host:
+# IIS must load its metabase and SMTP must run before anything about SMTP can be verified; the firewall
+# next, then SMTP settings, then the anti-virus products, then what needs packages or stop-gaps.
+# cisco_smtp_inspection is fixed on the network device, not here.
+FIXABLE = (
+    "metabase_corrupt", "peer_smtp_unavailable", "port25_blocked", "smtp_banner_missing", "smarthost_misconfigured",
+    "glitch_retry_short", "stnef_legacy_peer", "av_scans_iis_folders", "sav_internet_email_autoprotect",
+    "smsmse_heuristics", "greylist_hotfix_missing", "ims_connection_leak",
+)
+
 
 def modules():
     """The detector modules, in catalog order."""

@@ -1,0 +1,66 @@
+# Copyright: mailflow contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# This file only documents the module; the work is done by plugins/action/fix_report.py on the controller.
+
+DOCUMENTATION = r"""
+module: fix_report
+short_description: Write the record of a fix run (fix.json and fix.md)
+version_added: 0.1.0
+description:
+  - Collects what each fix role registered on each host (C(mailflow_fix_<cause>)) and writes C(fix.json)
+    (schema C(mailflow.fix/1)) and C(fix.md) into O(report_dir): host, cause, result, before and after,
+    verification, backup, restarts done or pending, reboots pending, advice, and failures.
+  - Runs on the controller; touches no host.
+options:
+  hosts:
+    description: The hosts the fix play ran on.
+    type: list
+    elements: str
+    required: true
+  report_dir:
+    description: Folder for fix.json and fix.md (the audit's report folder of the same run).
+    type: path
+    required: true
+  change_id:
+    description: The change the run belongs to.
+    type: str
+    default: ""
+  audit_report:
+    description: The audit report the run acted on.
+    type: str
+attributes:
+  check_mode:
+    support: full
+  platform:
+    platforms: posix
+author:
+  - mailflow contributors
+"""
+
+EXAMPLES = r"""
+- name: Record what the fix run changed
+  mailflow.exchange.fix_report:
+    hosts: "{{ groups['mailflow_servers'] }}"
+    report_dir: reports/20261123T120000Z
+"""
+
+RETURN = r"""
+reports:
+  description: Paths of fix.json and fix.md.
+  type: dict
+  returned: always
+summary:
+  description: Counts of results (changed, ok, failed, interrupted, unreachable, skipped).
+  type: dict
+  returned: always
+problems:
+  description: "host: cause status" for every fix that failed, was interrupted or could not reach its host.
+  type: list
+  elements: str
+  returned: always
+table:
+  description: fix.md's lines.
+  type: list
+  elements: str
+  returned: always
+"""

@@ -1,0 +1,34 @@
+"""Every fix role's molecule scenario (converge, idempotence, testinfra verify over WinRM) on the lab."""
+from __future__ import annotations
+
+import glob
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import ROOT
+
+pytestmark = [pytest.mark.slow, pytest.mark.integration]
+BIN = os.path.dirname(sys.executable)
+SCENARIOS = sorted(os.path.basename(os.path.dirname(os.path.dirname(p)))
+                   for p in glob.glob(os.path.join(ROOT, "roles", "fix_*", "molecule", "default")))
+
+
+def test_every_fix_role_has_a_molecule_scenario():
+    roles = sorted(os.path.basename(p) for p in glob.glob(os.path.join(ROOT, "roles", "fix_*")))
+    assert SCENARIOS == roles
+
+
+@pytest.mark.parametrize("role", SCENARIOS)
+def test_molecule(role):
+    env = dict(os.environ, PATH=BIN + os.pathsep + os.environ.get("PATH", ""), ANSIBLE_NOCOLOR="1", NO_COLOR="1",
+               PY_COLORS="0", ANSIBLE_FORCE_COLOR="0")
+    env.pop("ANSIBLE_CONFIG", None)  # molecule writes its own
+    proc = subprocess.run([os.path.join(BIN, "molecule"), "test"], cwd=os.path.join(ROOT, "roles", role), env=env,
+                          capture_output=True, text=True, timeout=600)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-6000:]
+    for step in ("converge", "idempotence", "verify"):
+        assert f"{step}: Executed: Successful" in out, (step, out[-3000:])
