@@ -10,7 +10,7 @@ from datetime import datetime, timezone
 from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
 
-from ansible_collections.mailflow.exchange.plugins.module_utils import audit, knowledge, reports, summary
+from ansible_collections.mailflow.exchange.plugins.module_utils import audit, backups, causes, knowledge, reports, summary
 
 # Inventory variables a user sets to tell the audit what it cannot see (fleet.HostEntry.declared).
 DECLARED = {
@@ -37,6 +37,7 @@ class ActionModule(ActionBase):
             fail_on=dict(type="str", default="never", choices=list(audit.FAIL_ON)),
             knowledge=dict(type="dict", default={}),
             offline=dict(type="bool", default=False),
+            backup_dir=dict(type="path", default="backups"),
         ))
         hostvars = task_vars.get("hostvars", {})
         try:
@@ -51,7 +52,8 @@ class ActionModule(ActionBase):
         try:
             fleet = audit.fleet_from(hosts, facts)
             generated = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-            doc = audit.run(fleet, generated=generated, check_mode=bool(self._task.check_mode))
+            pending = backups.fleet_pending_restarts(args["backup_dir"], args["hosts"], list(causes.FIXABLE))
+            doc = audit.run(fleet, generated=generated, check_mode=bool(self._task.check_mode), pending_restart=pending)
             failing = audit.should_fail(doc, args["fail_on"])
         except audit.AuditError as exc:
             raise AnsibleActionFail(str(exc))

@@ -72,7 +72,9 @@ def rank(findings: list[Finding], host_symptoms: list[dict]) -> None:
         f.rank = i
 
 
-def run(fleet: Fleet, generated: str, check_mode: bool | None = None) -> dict[str, Any]:
+def run(fleet: Fleet, generated: str, check_mode: bool | None = None,
+        pending_restart: dict[str, list[dict]] | None = None) -> dict[str, Any]:
+    """The mailflow.audit/1 document. pending_restart: {host: [{cause, services, backup, change_id}]} from the fix backups."""
     by_host = detect_all(fleet)
     hosts: dict[str, Any] = {}
     for entry in fleet:
@@ -87,6 +89,8 @@ def run(fleet: Fleet, generated: str, check_mode: bool | None = None) -> dict[st
             "findings": [f.to_dict() for f in by_host[entry.name]],
             "symptoms": host_symptoms,
         }
+        if (pending_restart or {}).get(entry.name):
+            hosts[entry.name]["pending_restart"] = pending_restart[entry.name]
     return {
         "schema": SCHEMA,
         "generated": generated,

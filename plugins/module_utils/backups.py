@@ -106,3 +106,14 @@ def read_backup(path: str) -> tuple[dict, list[Change]]:
     if doc.get("schema") != BACKUP_SCHEMA:
         raise FixError(f"{path}: not a {BACKUP_SCHEMA} backup")
     return doc, [Change.from_dict(c) for c in doc["changes"]]
+
+
+def fleet_pending_restarts(backup_dir: str, hosts: list[str], causes: list[str]) -> dict[str, list[dict]]:
+    """{host: [{cause, services, backup, change_id}]} for the audit report."""
+    out: dict[str, list[dict]] = {}
+    for host in hosts:
+        for cause in causes:
+            for path, doc in pending_restarts(backup_dir, host, cause):
+                out.setdefault(host, []).append({"cause": cause, "services": list(doc["pending_restart"]), "backup": path,
+                                                 "change_id": doc.get("change_id")})
+    return out

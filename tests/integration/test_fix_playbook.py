@@ -72,8 +72,10 @@ def test_a_narrowed_run_fixes_only_what_was_asked_and_the_audit_agrees(lab_facto
     assert "CHG7" in row["backup"] and record["change_id"] == "CHG7"
     md = (tmp_path / "reports" / "latest" / "fix.md").read_text()
     assert "glitch\\_retry\\_short" in md and "pending restart of SMTPSVC" in md
-    _, doc, _ = run_audit(lab, tmp_path)
+    _, doc, _ = run_audit(lab, tmp_path, "-e", f"mailflow_backup_dir={tmp_path / 'backups'}")
     assert present(doc)["EXCH05"] == DEMO_PRESENT["EXCH05"] - {"glitch_retry_short"}
+    (pending,) = doc["hosts"]["EXCH05"]["pending_restart"]
+    assert pending["cause"] == "glitch_retry_short" and pending["services"] == ["SMTPSVC"] and pending["change_id"] == "CHG7"
 
 
 def test_an_unknown_cause_fails_before_any_host_is_touched(lab_factory, tmp_path):

@@ -283,6 +283,10 @@ def _host(index: int, name: str, host: dict) -> str:
              "<h3>Symptoms</h3>", _symptoms(host), "<h3>Present causes, most likely first</h3>"]
     parts.append(f'<ol class="findings">{"".join(_finding(index, name, f) for f in present)}</ol>' if present
                  else "<p>No cause present.</p>")
+    if host.get("pending_restart"):
+        items = "".join(f'<li><code>{e(p["cause"])}</code>: restart of {e(", ".join(p["services"]))} pending '
+                        f'(backup <code>{e(p["backup"])}</code>)</li>' for p in host["pending_restart"])
+        parts.append(f'<h3>Fixes waiting for a service restart</h3><ul class="pending">{items}</ul>')
     unknown = [f for f in host["findings"] if f["status"] == "unknown"]
     if unknown:
         items = "".join(f'<li><b>{e(f["title"])}</b> <code>{e(f["cause"])}</code>: {e(f["reason"] or f["summary"])}</li>' for f in unknown)

@@ -118,11 +118,19 @@ def _peers(doc: dict) -> list[str]:
     return out
 
 
+def _pending(doc: dict) -> list[str]:
+    rows = [[esc(h), esc(p["cause"]), esc(", ".join(p["services"])), code(p["backup"])]
+            for h, d in doc["hosts"].items() for p in d.get("pending_restart") or []]
+    if not rows:
+        return []
+    return ["## Fixes waiting for a service restart", ""] + _table(["Host", "Cause", "Restart", "Backup"], rows)
+
+
 def render(doc: dict) -> str:
     check_schema(doc)
     lines = ["# Exchange 2003 mail-flow audit", "",
              f"Report generated {esc(doc['generated'])} · check mode: {yes_no(doc['check_mode'])} · {esc(counts_line(doc))}", ""]
-    for part in (_present(doc), _unknown(doc), _symptoms(doc), _peers(doc)):
+    for part in (_present(doc), _pending(doc), _unknown(doc), _symptoms(doc), _peers(doc)):
         if part:
             lines += part + [""]
     lines += ["Every host x cause, with its evidence: audit.html (people), audit.json (scripts).", ""]
