@@ -21,6 +21,7 @@ import re
 from typing import Iterator
 
 from lab.services import dependencies, service_image
+from lab.shell import wmic
 from lab.state import FleetState, HostState, Registry, RegValue, Service, long_hive
 
 CRLF = "\r\n"
@@ -235,6 +236,8 @@ def _run_one(fleet: FleetState, host: HostState, text: str) -> Result | None:
         return _reg(host, split_arguments(rest))
     if program == "sc":
         return _sc(host, split_arguments(rest))
+    if program == "wmic":
+        return wmic.run(host, split_arguments(rest))
     return None
 
 

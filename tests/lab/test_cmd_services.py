@@ -434,3 +434,18 @@ def test_ds2mb_does_nothing_without_exchange():
     assert before != edited
     assert run_ds2mb(fleet, plain) is False
     assert plain.files.read(METABASE).data == edited
+
+
+def test_wmic_reads_the_same_wmi_instances_as_the_dispatcher():
+    import yaml
+    from lab.scenario import load_scenario_data
+    from lab.shell.cmd import run_builtin
+    from tests.conftest import DEMO
+
+    fleet = load_scenario_data(yaml.safe_load(open(DEMO)), source="demo")
+    out, err, rc = run_builtin(fleet, "EXCH02", "wmic path Win32_SoftwareFeature where \"Name='Pop3Smtp'\" get InstallState /format:list")
+    assert rc == 0 and out.decode().split() == ["InstallState=2"]
+    out, err, rc = run_builtin(fleet, "EXCH02", "wmic path Win32_SoftwareFeature where \"Name='NoSuch'\" get Name")
+    assert out == b"" and b"No Instance(s) Available." in err
+    out, _, _ = run_builtin(fleet, "EXCH05", "wmic qfe get HotFixID /format:list")
+    assert "HotFixID=KB950757" not in out.decode() and "HotFixID=" in out.decode()
