@@ -50,16 +50,16 @@ options:
       - "Overrides merged over the knowledge file, for example C({detect: {glitch_retry_min_seconds: {value: 120}}})."
     type: dict
     default: {}
-notes:
-  - Per-host inventory variables the detectors read - C(mailflow_platform) (what an unmanaged peer is, e.g. C(exchange55)
-    or C(smtp)), C(mailflow_greylists) (this peer greylists), C(mailflow_greylisting_peers) (peers this host sends to that
-    greylist), C(mailflow_smarthost_expected) (the smart host this host should use).
   backup_dir:
     description:
       - The fix roles' backup folder. Fixes verified there whose service restart is still pending are listed
         per host in the reports (C(pending_restart)).
     type: path
     default: backups
+notes:
+  - Per-host inventory variables the detectors read - C(mailflow_platform) (what an unmanaged peer is, e.g. C(exchange55)
+    or C(smtp)), C(mailflow_greylists) (this peer greylists), C(mailflow_greylisting_peers) (peers this host sends to that
+    greylist), C(mailflow_smarthost_expected) (the smart host this host should use).
 attributes:
   check_mode:
     support: full
