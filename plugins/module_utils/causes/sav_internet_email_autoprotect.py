@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from ansible_collections.mailflow.exchange.plugins.module_utils import findings as fd
 from ansible_collections.mailflow.exchange.plugins.module_utils.causes.common import names_match, per_host
+from ansible_collections.mailflow.exchange.plugins.module_utils.remediation import Change, FixError, setting
 
 CAUSE = fd.Cause(
     id="sav_internet_email_autoprotect",
@@ -30,8 +31,7 @@ def detect(fleet):
     def decide(entry, view):
         features = view.item("msi_features")
         sav = [p for p in view.installed_products() if names_match(p["name"], products)]
-        email = [f for f in features or [] if str(f.get("caption") or "").lower() in {c.lower() for c in captions}
-                 and names_match(str(f.get("product") or ""), products)]
+        email = email_features(features, captions, products)
         evidence = {"products": sav, "features": [
             {"caption": f["caption"], "name": f.get("name"), "product": f.get("product"), "product_code": f.get("product_code"),
              "version": f.get("version"), "install_state": f.get("state"), "install_state_text": _STATES.get(f.get("state"), "?")}
@@ -57,3 +57,59 @@ def detect(fleet):
         )
 
     return per_host(fleet, CAUSE, decide)
+
+
+def email_features(features, captions, products) -> list[dict]:
+    """The Internet E-mail Auto-Protect features among Win32_SoftwareFeature rows: by caption, of a SAV product."""
+    wanted = {c.lower() for c in captions}
+    return [f for f in features or [] if str(f.get("caption") or "").lower() in wanted
+            and names_match(str(f.get("product") or ""), products)]
+
+
+# -- the fix: remove the feature with Windows Installer in maintenance mode (msiexec /i {ProductCode}
+# REMOVE=<Feature> /qn): what Add/Remove Programs > Change does, without dialogs (Symantec's removal documents
+# cited by KB 919091 were not found). The feature is found as the detector finds it (caption, not a guessed name), and
+# REMOVE takes the feature's own Name from Win32_SoftwareFeature (case-sensitive, MSDN "REMOVE property").
+
+FIX_READS = ("msi_features",)
+_ABSENT = 2  # Win32_SoftwareFeature.InstallState Absent (MSDN aa394458)
+
+
+def fix_params(args: dict, facts: dict) -> dict:
+    reboot = args.get("allow_reboot", False)
+    if not isinstance(reboot, bool):
+        raise FixError(f"mailflow_allow_reboot must be true or false, got {reboot!r}")
+    return {"reboot": reboot,
+            "captions": list(setting(facts, "sav_email_feature_captions")),
+            "products": list(setting(facts, "sav_product_names")),
+            "installed_states": set(setting(facts, "msi_installed_states"))}
+
+
+def _installed(view, params) -> list[dict]:
+    features = email_features(view.item("msi_features"), params["captions"], params["products"])
+    return [f for f in features if f.get("state") in params["installed_states"]]
+
+
+def plan(view, params) -> list[Change]:
+    changes = []
+    for f in _installed(view, params):
+        if not f.get("product_code") or not f.get("name"):
+            continue  # msiexec needs both; advice() says so
+        changes.append(Change("msi_feature", {"product_code": f["product_code"], "product": f.get("product") or "",
+                                              "feature": f["name"], "caption": f.get("caption") or "",
+                                              "reboot": params["reboot"]},
+                              f.get("state"), _ABSENT))
+    return changes
+
+
+def advice(view, params) -> list[str]:
+    out = []
+    for f in _installed(view, params):
+        if not f.get("product_code") or not f.get("name"):
+            out.append(f"{f.get('product')} feature {f.get('caption')!r} is installed but WMI gave no "
+                       f"{'ProductCode' if not f.get('product_code') else 'feature Name'} for msiexec: not removed; "
+                       "remove it in Add/Remove Programs > Change")
+        else:
+            out.append(f"putting {f['caption']!r} back (msiexec /i {f['product_code']} ADDLOCAL={f['name']}) may need "
+                       f"the {f.get('product')} installation source (its MSI or the client install share)")
+    return out
