@@ -65,7 +65,7 @@ class FixAction(ActionBase):
             view = self._read(host, facts, reads)
         except HostLost as exc:
             raise AnsibleConnectionFailure(f"{host}: {exc}")
-        changes = cause.plan(view, params)
+        changes = self._plan(host, cause, view, params)
         result.update(changed=bool(changes), cause=self.CAUSE, changes=[c.describe() for c in changes])
         advice = list(cause.advice(view, params)) if hasattr(cause, "advice") else []
         if advice:
@@ -119,23 +119,44 @@ class FixAction(ActionBase):
                 f"{host}: pending restart of {', '.join(restart)} for {self.CAUSE} to take effect (mailflow_allow_service_restart is false)")
 
         try:
-            after = self._read(host, facts, reads, before=restart_ops)
+            after, restarts = self._read(host, facts, reads, before=restart_ops, with_before=True)
         except HostLost as exc:
             record("interrupted", interrupted="after apply: applied, not verified")
             return self._lost(result, host, backup, f"lost the connection after applying, before verifying ({exc})")
-        left = cause.plan(after, params)
+        left = self._plan(host, cause, after, params)
         result.update(queue_before=_queued(view), queue_after=_queued(after))
         if left or not applied:
-            undo = remediation.restore_plan(changes)
-            self._run_ops(host, undo)
-            record("restored")
             what = "; ".join(c.describe() for c in left) or "the change was not applied"
+            # A service restarted for the change restarts again after the undo, so it runs with the old values too.
+            undo = remediation.restore_plan(changes) + list(restart_ops)
+            failed_undo = [op for op, r in zip(undo, self._run_ops(host, undo)) if _failed(r)]
             kept = [c.describe() for c in changes if not c.reversible]
             also = f"; not reversible on the host, left as applied: {', '.join(kept)}" if kept else ""
+            if failed_undo:
+                record("restore_failed", restore_failed=[f"{op.name} {op.args[:2]}" for op in failed_undo])
+                raise AnsibleActionFail(f"{host}: {self.CAUSE}: verification failed ({what}) and the restore FAILED for "
+                                        f"{len(failed_undo)} operation(s) ({', '.join(op.name for op in failed_undo)}): the host "
+                                        f"needs an admin; the prior values are in {backup}{also}")
+            record("restored")
             raise AnsibleActionFail(f"{host}: {self.CAUSE}: verification failed ({what}); restored from the backup {backup}{also}")
+        bad_restarts = [name for name, r in zip(restart, restarts) if _failed(r)]
+        if bad_restarts:
+            record("verified", pending_restart=bad_restarts, restart_failed=bad_restarts)
+            raise AnsibleActionFail(f"{host}: {self.CAUSE}: the change is verified, but restarting {', '.join(bad_restarts)} failed; "
+                                    f"check the service (backup {backup})")
         record("verified", pending_restart=result.get("pending_restart", []))
+        if restart_ops:  # this restart also completes what earlier runs left pending
+            for path, doc in backups.pending_restarts(args["backup_dir"], host, self.CAUSE):
+                if os.path.abspath(path) != os.path.abspath(backup):
+                    backups.update_backup(path, pending_restart=[s for s in doc["pending_restart"] if s not in restart])
         result["verified"] = True
         return result
+
+    def _plan(self, host, cause, view, params):
+        try:
+            return cause.plan(view, params)
+        except remediation.FixError as exc:  # e.g. the host's metabase or AD could not be read
+            raise AnsibleActionFail(f"{host}: {self.CAUSE}: {exc}")
 
     def _lost(self, result, host, backup, why):
         result.update(failed=True, interrupted=True, unreachable=False,
@@ -153,7 +174,7 @@ class FixAction(ActionBase):
             result["changed"] = bool(args["allow_service_restart"])  # check mode: it would restart
             return result
         ops = [psrunner.Op("service_control", (s, "restart", remediation.SERVICE_WAIT_SECONDS)) for s in services]
-        failed = [s for s, r in zip(services, self._run_ops(host, ops)) if r.error is not None or r.first("failed") is not None]
+        failed = [s for s, r in zip(services, self._run_ops(host, ops)) if _failed(r)]
         if failed:
             raise AnsibleActionFail(f"{host}: {self.CAUSE}: could not restart {', '.join(failed)}")
         for path, _ in pending:
@@ -176,14 +197,15 @@ class FixAction(ActionBase):
                 raise HostLost(f"{exc} (rc={res.get('rc')})")
             raise AnsibleActionFail(f"{host}: {exc} (rc={res.get('rc')})")
 
-    def _read(self, host, facts, items, before=()) -> HostView:
+    def _read(self, host, facts, items, before=(), with_before=False):
         """A fresh read of `items` in one command, after the operations in `before` (e.g. a service restart)."""
         subset = {"collect": {k: facts["collect"][k] for k in items}, "probe": facts["probe"]}
         plan = snapshot.build_plan(subset, [], helo=host, domain=host)
-        results = self._run_ops(host, list(before) + [op for _, op in plan])[len(before):]
+        results = self._run_ops(host, list(before) + [op for _, op in plan])
         now = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-        snap = snapshot.assemble(host, host.split(".")[0].upper(), plan, results, collected_at=now, duration_ms=0, transport={})
-        return HostView(snap)
+        snap = snapshot.assemble(host, host.split(".")[0].upper(), plan, results[len(before):], collected_at=now,
+                                 duration_ms=0, transport={})
+        return (HostView(snap), results[:len(before)]) if with_before else HostView(snap)
 
     def _apply(self, host, changes, prior) -> tuple[bool, set[int]]:
         """Apply every change in one command; record what each replaced. (all ok?, exit codes of programs run)"""
@@ -199,9 +221,16 @@ class FixAction(ActionBase):
             if backups.change_key(c) not in originals:  # a resumed change keeps the first run's `before`
                 remediation.record_prev(c, res.rows)
             exits.update(int(r["code"]) for k, r in res.rows if k == "exit" and isinstance(r.get("code"), int))
-            if res.error is not None or res.first("failed") is not None:
+            if _failed(res):
                 ok = False
         return ok, exits
+
+
+def _failed(res) -> bool:
+    """An operation that threw or reported failure; a service it could not find counts (a registry key already
+    gone does not: a restore that finds nothing to delete has nothing to put back)."""
+    missing_service = res.op.name == "service_control" and res.first("missing") is not None
+    return res.error is not None or res.first("failed") is not None or missing_service
 
 
 def _queued(view: HostView) -> int | None:

@@ -149,3 +149,28 @@ def test_a_pending_restart_is_completed_by_a_later_run_that_may_restart(lab, tmp
     assert backup_of(tmp_path)["pending_restart"] == []
     proc = play(lab, tmp_path, "-e", "mailflow_allow_service_restart=true")
     assert "changed=0" in proc.stdout and lab.metrics.snapshot()["EXCH05"]["service_restarts"].get("SMTPSVC") == 1
+
+
+def test_a_restart_that_fails_fails_the_task_and_stays_pending(lab_factory, tmp_path):
+    data = demo_data()
+    data["hosts"] = {"EXCH05": data["hosts"]["EXCH05"]}
+    data["network"] = {}
+    # Running but set to Disabled (an admin's half-done change): it stops, and then cannot start.
+    data["hosts"]["EXCH05"].setdefault("services", {})["SMTPSVC"] = {"display_name": "Simple Mail Transfer Protocol (SMTP)",
+                                                                     "state": "running", "start_mode": "disabled"}
+    data["hosts"]["EXCH05"]["registry"][r"HKLM\SYSTEM\CurrentControlSet\Services\SMTPSVC"] = {"Start": {"type": "REG_DWORD", "data": 4}}
+    lab = lab_factory(data)
+    proc = play(lab, tmp_path, "-e", "mailflow_allow_service_restart=true")
+    assert proc.returncode != 0 and "restarting SMTPSVC failed" in proc.stdout, proc.stdout[-3000:]
+    assert glitch(lab) == ("REG_DWORD", 180)
+    doc = backup_of(tmp_path)
+    assert doc["state"] == "verified" and doc["restart_failed"] == ["SMTPSVC"] and doc["pending_restart"] == ["SMTPSVC"]
+
+
+def test_a_restart_done_for_a_new_change_also_settles_what_was_pending(lab, tmp_path):
+    assert play(lab, tmp_path, "-e", "mailflow_change_id=A").returncode == 0  # 180, restart pending
+    lab.metrics.reset()
+    proc = play(lab, tmp_path, "-e", "mailflow_change_id=B", "-e", "mailflow_glitch_retry_seconds=240", "-e", "mailflow_allow_service_restart=true")
+    assert proc.returncode == 0 and lab.metrics.snapshot()["EXCH05"]["service_restarts"].get("SMTPSVC") == 1
+    proc = play(lab, tmp_path, "-e", "mailflow_glitch_retry_seconds=240", "-e", "mailflow_allow_service_restart=true")
+    assert "changed=0" in proc.stdout and lab.metrics.snapshot()["EXCH05"]["service_restarts"].get("SMTPSVC") == 1

@@ -13,7 +13,9 @@ import re
 
 from ansible_collections.mailflow.exchange.plugins.module_utils import findings as fd
 from ansible_collections.mailflow.exchange.plugins.module_utils.causes.common import per_host
+from ansible_collections.mailflow.exchange.plugins.module_utils.hostview import Missing
 from ansible_collections.mailflow.exchange.plugins.module_utils.metabase import MetabaseError
+from ansible_collections.mailflow.exchange.plugins.module_utils.remediation import Change, FixError
 
 CAUSE = fd.Cause(
     id="smarthost_misconfigured",
@@ -59,6 +61,11 @@ def smarthost_problems(value: str) -> list[str]:
     return problems
 
 
+def same_smarthost(value, wanted) -> bool:
+    """The comparison the detector makes against mailflow_smarthost_expected (case and outer spaces aside)."""
+    return (value or "").strip().lower() == str(wanted).strip().lower()
+
+
 def _first(values) -> str | None:
     if isinstance(values, list):
         return str(values[0]) if values else None
@@ -95,7 +102,7 @@ def detect(fleet):
                         problems.append(f"{where}: smart host {e} ({peer}) did not answer SMTP from {entry.name}: {probe.result}")
             elif stype in (1, 2):
                 problems.append(f"{where}: SmartHostType {stype} ({_TYPES[stype]}) with no smart host")
-            if expected is not None and (value or "").strip().lower() != str(expected).strip().lower():
+            if expected is not None and not same_smarthost(value, expected):
                 problems.append(f"{where}: smart host {value!r} is not the expected {expected!r} (mailflow_smarthost_expected)")
         evidence = {"virtual_servers": servers, "expected": expected}
         if problems:
@@ -105,3 +112,126 @@ def detect(fleet):
         return fd.Finding(CAUSE, entry.name, "absent", summary, evidence)
 
     return per_host(fleet, CAUSE, decide, kinds=("exchange2003", "exchange2000", "smtp_relay"))
+
+
+# -- the fix: set the smart host where the host keeps it. Exchange 2000/2003: msExchSmtpSmartHost on the SMTP
+# virtual server object in AD ("the IIS metabase replicates this information from Active Directory, but not
+# vice versa", KB 321757; ExBPA reads msExchSmtpSmartHost); DS2MB (System Attendant) copies it into the
+# metabase's SmartHost, which SMTP reads. A Windows SMTP relay has only the metabase (IIS://localhost/SMTPSVC/<n>).
+#
+# Verifying: the value written (AD, or a relay's metabase) is read back at once. On Exchange the metabase
+# follows only when DS2MB runs: at System Attendant's start and within ~15 s of a change reaching its
+# configuration DC (TechNet aa996727); the lab runs it when SMTPSVC starts. With restarts allowed the fix
+# restarts SMTPSVC and verifies the metabase too: a value DS2MB did not copy fails the fix and AD is
+# restored. Without, AD is verified and the metabase is reported as pending (advice); a later run with
+# restarts allowed restarts SMTPSVC for it and verifies then.
+
+FIX_READS = ("ad_smtp_virtual_servers", "ad_exchange_servers", "computer", "exchange_setup", "metabase", "services")
+_FIX_KINDS = ("exchange2003", "exchange2000", "exchange", "smtp_relay")  # "exchange": a version the read could not tell
+_NAME_MAX = 255  # RFC 1035: a domain name is at most 255 octets
+_PRINTABLE = re.compile(r"[\x20-\x7e]+")
+
+
+def fix_params(args: dict, facts: dict) -> dict:
+    raw = args.get("smarthost")
+    if not isinstance(raw, str) or not raw.strip():
+        raise FixError("mailflow_smarthost must be set to the smart host to use, a fully qualified domain name or an IP "
+                       "address in brackets (KB 821911); it defaults to mailflow_smarthost_expected")
+    value = raw.strip()
+    problems = [] if _PRINTABLE.fullmatch(value) else ["only printable ASCII, one line"]
+    problems += smarthost_problems(value)
+    for e in (e.strip() for e in value.split(";")):
+        if len(e) > _NAME_MAX:
+            problems.append(f"{e[:40]}...: longer than {_NAME_MAX} characters")
+        if e.startswith("[") and ":" in e:
+            problems.append(f"{e}: Exchange 2003 smart hosts are IPv4 addresses")
+    if problems:
+        raise FixError(f"mailflow_smarthost must be an FQDN (relay.example.com) or an IPv4 address in brackets ([10.0.0.25]), "
+                       f"several separated by ';' with FQDNs first (KB 821911); {value!r}: {'; '.join(problems)}")
+    return {"smarthost": value, "restart_allowed": bool(args.get("allow_service_restart"))}
+
+
+def _ad_servers(view) -> dict[str, tuple[str, dict]]:
+    """This server's SMTP virtual servers in AD, {"1": (dn, attrs)}; the server object is named after the
+    computer's NetBIOS name (Win32_ComputerSystem.Name), which the host reports itself."""
+    rows = view.items.get("computer") or []
+    name = str((rows[0] or {}).get("Name") or "") if rows else ""
+    marker = f",cn=protocols,cn={(name or view.platform.get('computer_name', '')).lower()},cn=servers,"
+    return {str((e["attrs"].get("cn") or [""])[0]): (e["dn"], e["attrs"])
+            for e in view.item("ad_smtp_virtual_servers") or [] if marker in e["dn"].lower()}
+
+
+def _where(view) -> tuple[dict, dict | None]:
+    """(AD virtual servers, metabase virtual servers or None when MetaBase.xml cannot be read)."""
+    try:
+        ad = _ad_servers(view) if view.kind.startswith("exchange") else {}
+    except Missing as exc:
+        raise FixError(f"cannot read the SMTP virtual servers from AD: {exc}") from None
+    if view.kind.startswith("exchange") and not ad:
+        # A metabase edit would be overwritten by DS2MB if AD has the server under another name.
+        raise FixError("found no SMTP virtual server of this computer in AD (protocolCfgSMTPServer under its server object)")
+    try:
+        return ad, view.metabase().smtp_virtual_servers()
+    except (Missing, MetabaseError) as exc:
+        if not ad:
+            # Not "nothing to change": a verifying read that cannot see the value must not pass.
+            raise FixError(f"cannot read the smart host from the metabase: {exc}") from None
+        return ad, None  # AD is where Exchange keeps it; the copy is for metabase_corrupt to sort out
+
+
+def _metabase_behind(ad: dict, mb: dict, want: str) -> dict[str, str | None]:
+    """{virtual server: metabase SmartHost} where DS2MB has not (yet) copied the AD value."""
+    return {n: (mb.get(n) or {}).get("SmartHost") for n in ad if not same_smarthost((mb.get(n) or {}).get("SmartHost"), want)}
+
+
+def plan(view, params) -> list[Change]:
+    want = params["smarthost"]
+    if view.kind not in _FIX_KINDS or view.service("SMTPSVC") is None:
+        return []  # the detector's not_applicable hosts
+    ad, mb = _where(view)
+    changes = []
+    for n in sorted(set(mb or {}) | set(ad), key=int):
+        if n in ad:
+            dn, attrs = ad[n]
+            have = _first(attrs.get("msExchSmtpSmartHost"))
+            target = {"dn": dn, "attribute": "msExchSmtpSmartHost", "syntax": "string"}
+        else:
+            have = mb[n].get("SmartHost")
+            target = {"dn": f"IIS://localhost/SMTPSVC/{n}", "attribute": "SmartHost", "syntax": "string"}
+        if not same_smarthost(have, want):
+            changes.append(Change("adsi_attribute", target, [] if have is None else [have], [want], restart=["SMTPSVC"]))
+    if changes or not params["restart_allowed"] or mb is None:
+        return changes
+    behind = _metabase_behind(ad, mb, want)
+    if not behind:
+        return []
+    # AD is right, the metabase is behind and restarts are allowed: restart SMTPSVC (DS2MB's trigger in the lab;
+    # a real server's DS2MB follows AD on its own) and see the copy in the verifying read, or fail saying so.
+    return [Change("service_restart", {"service": "SMTPSVC"},
+                   "; ".join(f"metabase /LM/SmtpSvc/{n} SmartHost {v!r}" for n, v in behind.items()),
+                   f"restarted, with {want!r} copied from AD by DS2MB")]
+
+
+def advice(view, params) -> list[str]:
+    """What the fix reports but does not change: a metabase DS2MB has not caught up with, an unused smart host."""
+    want, out = params["smarthost"], []
+    if view.kind not in _FIX_KINDS or view.service("SMTPSVC") is None:
+        return out
+    try:
+        ad, mb = _where(view)
+    except FixError:
+        return out  # plan() says why
+    if ad and mb is None:
+        out.append("MetaBase.xml cannot be read, so whether DS2MB copied the smart host from AD cannot be checked (see metabase_corrupt)")
+    elif ad and not params["restart_allowed"]:
+        behind = _metabase_behind(ad, mb, want)
+        if behind:
+            out.append(f"the metabase, which SMTP reads, has SmartHost {behind} (virtual server: value) until DS2MB copies {want!r} "
+                       "from AD: when System Attendant starts, or within about 15 s of the change reaching its configuration "
+                       "domain controller (TechNet aa996727); set mailflow_allow_service_restart to restart SMTPSVC and verify it")
+    for n in sorted(set(mb or {}) | set(ad), key=int):
+        stype = _first(ad[n][1].get("msExchSmtpSmartHostType")) if n in ad else (mb[n].get("SmartHostType"))
+        if str(stype or "0").strip() == "0":
+            out.append(f"virtual server {n}: SmartHostType is {stype or 'not set'} (0 = no smart host): SMTP does not use {want!r} "
+                       "until it is 2 (always) or 1 (after DNS fails) - ESM: the virtual server's Delivery > Advanced")
+    return out

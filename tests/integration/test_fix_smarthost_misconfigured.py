@@ -1,0 +1,150 @@
+"""mailflow.exchange.fix_smarthost_misconfigured on the lab: EXCH04's smart host is "10.9.9.9" (an IP without
+brackets, KB 821911) in AD and its metabase; the inventory expects "[10.9.9.9]". Check mode changes nothing ->
+the fix sets AD -> the audit is clean -> a second run changes nothing; with restarts allowed DS2MB copies it into
+the metabase (lab: when SMTPSVC starts) and the fix verifies it there; bad input touches nothing; a metabase
+DS2MB did not update fails the fix and AD is restored."""
+from __future__ import annotations
+
+import glob
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from tests.conftest import ROOT, demo_data
+from tests.support import snapshots
+from ansible_collections.mailflow.exchange.plugins.module_utils import audit, metabase
+from ansible_collections.mailflow.exchange.plugins.module_utils.causes import smarthost_misconfigured as cause
+from ansible_collections.mailflow.exchange.plugins.module_utils.hostview import HostView
+from ansible_collections.mailflow.exchange.plugins.module_utils.remediation import FixError
+
+pytestmark = [pytest.mark.slow, pytest.mark.integration]
+ANSIBLE_PLAYBOOK = os.path.join(os.path.dirname(sys.executable), "ansible-playbook")
+PLAY = [{"name": "fix", "hosts": "mailflow_servers", "gather_facts": False,
+         "roles": [{"role": "mailflow.exchange.fix_smarthost_misconfigured"}]}]
+VS1 = ("CN=1,CN=SMTP,CN=Protocols,CN=EXCH04,CN=Servers,CN=First Administrative Group,CN=Administrative Groups,"
+       "CN=Corp,CN=Microsoft Exchange,CN=Services,CN=Configuration,DC=corp,DC=example")
+EXPECTED = "[10.9.9.9]"
+
+
+@pytest.fixture
+def lab(lab_factory):
+    data = demo_data()
+    data["hosts"] = {"EXCH04": data["hosts"]["EXCH04"]}  # the detector needs no peer: the smart host is not ours
+    data["network"] = {}
+    return lab_factory(data)
+
+
+def play(lab, tmp_path, *extra):
+    inventory = lab.inventory()
+    inventory["all"]["children"]["mailflow_servers"]["hosts"]["EXCH04"]["mailflow_smarthost_expected"] = EXPECTED
+    inv = tmp_path / "hosts.yml"
+    inv.write_text(yaml.safe_dump(inventory))
+    pb = tmp_path / "fix.yml"
+    pb.write_text(yaml.safe_dump(PLAY))
+    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"), ANSIBLE_NOCOLOR="1")
+    return subprocess.run([ANSIBLE_PLAYBOOK, "-i", str(inv), str(pb), "-e", f"mailflow_backup_dir={tmp_path / 'backups'}", *extra],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+
+
+def ad_smarthost(lab):
+    return lab.fleet.ad.get(VS1).get("msExchSmtpSmartHost")
+
+
+def metabase_smarthost(lab):
+    h = lab.fleet.host("EXCH04")
+    return metabase.parse(h.files.read(h.metabase_path).data.decode("utf-8")).smtp_virtual_servers()["1"].get("SmartHost")
+
+
+def status(lab):
+    doc = audit.run(snapshots.fleet(lab, snapshots.take_fleet(lab), declared={"EXCH04": {"smarthost_expected": EXPECTED}}),
+                    generated="x")
+    return next(f["status"] for f in doc["hosts"]["EXCH04"]["findings"] if f["cause"] == "smarthost_misconfigured")
+
+
+def backup_of(tmp_path):
+    (path,) = glob.glob(str(tmp_path / "backups" / "*" / "EXCH04" / "smarthost_misconfigured.json"))
+    return json.loads(open(path).read())
+
+
+def test_fix_sets_ad_and_reports_the_metabase_pending_then_changes_nothing(lab, tmp_path):
+    assert status(lab) == "present" and ad_smarthost(lab) == ["10.9.9.9"] and metabase_smarthost(lab) == "10.9.9.9"
+
+    proc = play(lab, tmp_path, "--check", "--diff")
+    assert proc.returncode == 0 and "changed=1" in proc.stdout, proc.stdout[-2000:]
+    assert f"{VS1} msExchSmtpSmartHost = '10.9.9.9'" in proc.stdout and f"msExchSmtpSmartHost = '{EXPECTED}'" in proc.stdout
+    assert ad_smarthost(lab) == ["10.9.9.9"]  # check mode touched nothing
+
+    proc = play(lab, tmp_path)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0 and "changed=1" in proc.stdout, proc.stdout[-3000:]
+    assert ad_smarthost(lab) == [EXPECTED]
+    # No restart allowed: DS2MB has not run, the metabase keeps the old copy and the result says so.
+    assert metabase_smarthost(lab) == "10.9.9.9" and not lab.metrics.snapshot()["EXCH04"]["service_restarts"]
+    assert "pending restart of SMTPSVC" in out and "until DS2MB copies" in " ".join(out.split())
+    doc = backup_of(tmp_path)
+    assert doc["state"] == "verified" and doc["changes"][0]["before"] == ["10.9.9.9"]
+    assert status(lab) == "absent"  # Exchange reads AD; the audit notes the metabase copy differs
+
+    proc = play(lab, tmp_path)
+    assert proc.returncode == 0 and "changed=0" in proc.stdout, proc.stdout[-2000:]
+
+
+def test_with_restarts_allowed_ds2mb_copies_it_into_the_metabase_and_the_queue_is_kept(lab, tmp_path):
+    lab.metrics.reset()
+    queue = r"C:\Program Files\Exchsrvr\Mailroot\vsi 1\Queue"
+    before = sorted(p for p, _ in lab.fleet.host("EXCH04").files.listdir(queue))
+    proc = play(lab, tmp_path, "-e", "mailflow_allow_service_restart=true", "-v")
+    assert proc.returncode == 0 and "changed=1" in proc.stdout, proc.stdout[-3000:]
+    assert ad_smarthost(lab) == [EXPECTED] and metabase_smarthost(lab) == EXPECTED
+    counters = lab.metrics.snapshot()["EXCH04"]
+    assert counters["service_restarts"].get("SMTPSVC") == 1 and counters["winrm_commands"] == 3  # read; apply; restart + verify
+    assert sorted(p for p, _ in lab.fleet.host("EXCH04").files.listdir(queue)) == before and len(before) == 1
+    assert "queue_before: 1" in proc.stdout and "queue_after: 1" in proc.stdout
+    assert "until DS2MB copies" not in proc.stdout + proc.stderr
+
+
+def test_a_later_run_with_restarts_allowed_plans_the_restart_ds2mb_needs(lab):
+    # In-process, on the host's real snapshot: AD already right (an earlier run without restarts), metabase behind.
+    lab.fleet.ad.set_attr(VS1, "msExchSmtpSmartHost", [EXPECTED])
+    view = HostView(snapshots.take(lab, "EXCH04", peers=[]))
+    (restart,) = cause.plan(view, {"smarthost": EXPECTED, "restart_allowed": True})
+    assert restart.kind == "service_restart" and restart.target == {"service": "SMTPSVC"} and "'10.9.9.9'" in restart.before
+    assert cause.plan(view, {"smarthost": EXPECTED, "restart_allowed": False}) == []
+    (behind,) = cause.advice(view, {"smarthost": EXPECTED, "restart_allowed": False})
+    assert "{'1': '10.9.9.9'}" in behind and "DS2MB" in behind
+
+
+def test_a_bare_ip_address_fails_before_any_host_is_touched(lab, tmp_path):
+    lab.metrics.reset()
+    proc = play(lab, tmp_path, "-e", "mailflow_smarthost=10.9.9.9")
+    assert proc.returncode != 0 and "mailflow_smarthost must be an FQDN" in proc.stdout, proc.stdout[-1500:]
+    assert lab.metrics.snapshot().get("EXCH04", {}).get("winrm_commands", 0) == 0 and ad_smarthost(lab) == ["10.9.9.9"]
+
+
+@pytest.mark.parametrize("bad", ["", "10.9.9.9", "relay", "[10.9.9.300]", "[relay.corp.example]", "smart host.corp.example",
+                                 "a.corp.example,b.corp.example", "[10.0.0.1];relay.corp.example", "relay.corp.example\r\nx",
+                                 "[::1]", None])
+def test_the_action_refuses_what_kb_821911_does_not_allow(bad):
+    # fix_params runs before the action reads the host; it also checks what the role's assert cannot (FQDNs first).
+    with pytest.raises(FixError, match="mailflow_smarthost"):
+        cause.fix_params({"smarthost": bad}, {})
+    ok = cause.fix_params({"smarthost": " relay.corp.example;[10.0.0.1] ", "allow_service_restart": True}, {})
+    assert ok == {"smarthost": "relay.corp.example;[10.0.0.1]", "restart_allowed": True}
+
+
+def test_a_metabase_ds2mb_did_not_update_fails_and_ad_is_restored(lab, tmp_path):
+    # With restarts allowed the fix checks the metabase after SMTPSVC's restart. Here the verifying read looks at a
+    # copy of MetaBase.xml that DS2MB never writes, as if DS2MB had not copied the value: AD must be put back.
+    h = lab.fleet.host("EXCH04")
+    h.files.write(h.metabase_path[:-4] + ".copy.xml", h.files.read(h.metabase_path).data, "2007-01-01T00:00:00Z")
+    override = {"mailflow_knowledge": {"collect": {"metabase": {"path": r"%SystemRoot%\system32\inetsrv\MetaBase.copy.xml"}}},
+                "mailflow_allow_service_restart": True}
+    proc = play(lab, tmp_path, "-e", json.dumps(override))
+    assert proc.returncode != 0
+    assert "verification failed (service SMTPSVC: metabase /LM/SmtpSvc/1 SmartHost '10.9.9.9'" in proc.stdout, proc.stdout[-2000:]
+    assert "restored from the backup" in proc.stdout
+    assert ad_smarthost(lab) == ["10.9.9.9"] and backup_of(tmp_path)["state"] == "restored"
