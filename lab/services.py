@@ -87,6 +87,12 @@ SERVICE_IMAGES: dict[str, ServiceImage] = {
 }
 
 
+# A process's sockets close when it exits. The lab's connection table names no owning process; on an
+# Exchange 5.x box the Internet Mail Service (msexcimc.exe) is the SMTP client, so stopping it closes the
+# host's connections to remote port 25 (the ones Q175982's leak holds open included).
+_SMTP_CLIENT_SERVICES = ("MSEXCHANGEIMC",)
+
+
 def service_image(svc: Service) -> ServiceImage:
     """The image facts for svc; an own-process exe in system32 when unknown."""
     return SERVICE_IMAGES.get(
@@ -245,6 +251,8 @@ class ServiceManager:
             svc.state = "stopped"
             self._awaiting_restart.add((host.name, svc.name.lower()))
             stopped.append(svc)
+            if svc.name.upper() in _SMTP_CLIENT_SERVICES:
+                host.tcp_connections = [c for c in host.tcp_connections if c["remote"].rsplit(":", 1)[-1] != "25"]
         return stopped
 
     def _count_restart(self, host: HostState, svc: Service) -> None:

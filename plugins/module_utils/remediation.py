@@ -203,11 +203,13 @@ class MsiFeature(_Kind):
 
 
 class FirewallPort(_Kind):
-    """target {port, protocol, name, scope}; values {"exists", "scope", "enabled"} for the Windows Firewall
-    (Server 2003 SP1) port opening, changed with netsh firewall (the supported interface)."""
+    """target {port, protocol, name, scope[, profile]}; values {"exists", "scope", "enabled"} for the Windows Firewall
+    (Server 2003 SP1) port opening, changed with netsh firewall (the supported interface). profile (DOMAIN,
+    STANDARD) names the firewall profile the opening belongs to; without it netsh changes the current one."""
 
     def name(self, c):
-        return f"Windows Firewall port {c.target['port']}/{c.target['protocol']}"
+        where = f" ({c.target['profile'].lower()} profile)" if c.target.get("profile") else ""
+        return f"Windows Firewall port {c.target['port']}/{c.target['protocol']}{where}"
 
     def show(self, c, v):
         if not v.get("exists"):
@@ -233,6 +235,8 @@ class FirewallPort(_Kind):
                 else ["scope=CUSTOM", f"addresses={scope}"]
             argv = head + ["set" if have.get("exists") else "add", "portopening"] + where + \
                 [f"name={want.get('name') or t['name']}", f"mode={'ENABLE' if want.get('enabled', True) else 'DISABLE'}"] + scope_args
+        if t.get("profile"):
+            argv.append(f"profile={t['profile']}")
         return [Op("run_process", ("netsh.exe", tuple(argv), PROCESS_WAIT_SECONDS, ("0",)))]
 
 
@@ -261,15 +265,17 @@ class FileReplace(_Kind):
 
 
 class Package(_Kind):
-    """target {path, args, kb}; values "missing" / "installed". A hotfix is not removed by a restore (its
-    own uninstaller is for an admin to run); a failed install is rolled back by the installer itself."""
+    """target {path, args, kb[, exe]}; values "missing" / "installed". A hotfix is not removed by a restore (its
+    own uninstaller is for an admin to run); a failed install is rolled back by the installer itself.
+    `exe` runs the package when it is not a program itself (msiexec.exe for an .msp patch, with the path in args)."""
     reversible = False
 
     def name(self, c):
         return f"{c.target['kb']} from {c.target['path']}"
 
     def apply(self, c):
-        return [Op("run_process", (c.target["path"], tuple(c.target.get("args") or ()), PROCESS_WAIT_SECONDS, ("0", "3010")))]
+        return [Op("run_process", (c.target.get("exe") or c.target["path"], tuple(c.target.get("args") or ()),
+                                   PROCESS_WAIT_SECONDS, ("0", "3010")))]
 
     def restore(self, c):
         return []

@@ -8,7 +8,7 @@ short_description: Write the record of a fix run (fix.json and fix.md)
 version_added: 0.1.0
 description:
   - Collects what each fix role registered on each host (C(mailflow_fix_<cause>)) and writes C(fix.json)
-    (schema C(mailflow.fix/1)) and C(fix.md) into O(report_dir): host, cause, result, before and after,
+    (schema C(mailflow.fix/1)) and C(fix.md) into O(report_dir), with host, cause, result, before and after,
     verification, backup, restarts done or pending, reboots pending, advice, and failures.
   - Runs on the controller; touches no host.
 options:
@@ -54,7 +54,7 @@ summary:
   type: dict
   returned: always
 problems:
-  description: "host: cause status" for every fix that failed, was interrupted or could not reach its host.
+  description: One "host, cause status" line for every fix that failed, was interrupted or could not reach its host.
   type: list
   elements: str
   returned: always

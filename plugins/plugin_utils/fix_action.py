@@ -128,8 +128,9 @@ class FixAction(ActionBase):
         if left or not applied:
             what = "; ".join(c.describe() for c in left) or "the change was not applied"
             # A service restarted for the change restarts again after the undo, so it runs with the old values too.
-            undo = remediation.restore_plan(changes) + list(restart_ops)
-            failed_undo = [op for op, r in zip(undo, self._run_ops(host, undo)) if _failed(r)]
+            undo = remediation.restore_plan(changes)
+            undo = undo + list(restart_ops) if undo else []
+            failed_undo = [op for op, r in zip(undo, self._run_ops(host, undo)) if _failed(r)] if undo else []
             kept = [c.describe() for c in changes if not c.reversible]
             also = f"; not reversible on the host, left as applied: {', '.join(kept)}" if kept else ""
             if failed_undo:
@@ -137,6 +138,10 @@ class FixAction(ActionBase):
                 raise AnsibleActionFail(f"{host}: {self.CAUSE}: verification failed ({what}) and the restore FAILED for "
                                         f"{len(failed_undo)} operation(s) ({', '.join(op.name for op in failed_undo)}): the host "
                                         f"needs an admin; the prior values are in {backup}{also}")
+            if not undo:
+                record("not_restored")
+                raise AnsibleActionFail(f"{host}: {self.CAUSE}: verification failed ({what}); nothing to restore: the change "
+                                        f"cannot be undone on the host{also}; the backup {backup} records it")
             record("restored")
             raise AnsibleActionFail(f"{host}: {self.CAUSE}: verification failed ({what}); restored from the backup {backup}{also}")
         bad_restarts = [name for name, r in zip(restart, restarts) if _failed(r)]

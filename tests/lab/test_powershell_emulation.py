@@ -133,3 +133,13 @@ def test_service_control_changes_what_peers_see(lab):
                                                  Op("service_query", (("SMTPSVC", "NoSuchSvc"),))])
     assert disabled.first("failed") == {"code": 14}  # Win32_Service: Service Disabled
     assert start.first("service")["start_mode"] == "Disabled" and start.first("missing") == {"name": "NoSuchSvc"}
+
+
+def test_service_control_stop_of_a_stopped_service_is_a_no_op_as_in_the_dispatcher(lab):
+    # dispatcher.ps1 skips StopService when the service is Stopped and StartService when it is Running.
+    first, again, start, start_again = run_ops(lab, "RELAY", [Op("service_control", ("SMTPSVC", "stop", "30")),
+                                                              Op("service_control", ("SMTPSVC", "stop", "30")),
+                                                              Op("service_control", ("SMTPSVC", "start", "30")),
+                                                              Op("service_control", ("SMTPSVC", "start", "30"))])
+    assert first.first("failed") is None and again.first("failed") is None and again.first("service")["state"] == "Stopped"
+    assert start_again.first("failed") is None and start_again.first("service")["state"] == "Running"

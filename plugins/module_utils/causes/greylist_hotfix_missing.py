@@ -16,6 +16,7 @@ confirmed to list these hotfixes, so every decision that reads it is `inferred`.
 """
 from __future__ import annotations
 
+import ntpath
 import re
 
 from ansible_collections.mailflow.exchange.plugins.module_utils import findings as fd
@@ -23,6 +24,7 @@ from ansible_collections.mailflow.exchange.plugins.module_utils import symptoms
 from ansible_collections.mailflow.exchange.plugins.module_utils.causes.common import greylisting_peers, no_snapshot_reason, sends_to
 from ansible_collections.mailflow.exchange.plugins.module_utils.fleet import greylist_reply
 from ansible_collections.mailflow.exchange.plugins.module_utils.hostview import Missing
+from ansible_collections.mailflow.exchange.plugins.module_utils.remediation import Change, FixError, setting
 
 CAUSE = fd.Cause(
     id="greylist_hotfix_missing",
@@ -119,3 +121,99 @@ def _smtp_running(view) -> bool:
     except Missing:
         return True
     return bool(svc) and str(svc.get("state") or "").lower() == "running"
+
+
+# -- the fix: report-only, unless the user gives the hotfix package (mailflow_greylist_hotfix_package);
+# then run it quietly without a restart (knowledge detect.greylist_hotfix_install_args, KB 262841) and verify
+# that Win32_QuickFixEngineering now lists the KB, the way the detector reads it.
+
+# The platform items (os, services, exchange_setup, ad_exchange_servers) tell Exchange 2003 from a relay.
+FIX_READS = ("hotfixes", "os", "services", "exchange_setup", "ad_exchange_servers")
+PACKAGE_VAR = "mailflow_greylist_hotfix_package"
+# A local path (C:\...) or a UNC path (\\server\share\...), ending in .exe or .msp; no quotes, wildcards or
+# control characters: the path travels as one encoded argument, but a quote would still split it for the
+# installer's own command-line parsing.
+_PATH = re.compile(r'^(?:[A-Za-z]:\\|\\\\[A-Za-z0-9._-]+\\[^\\"<>|*?]+\\)[^"<>|*?]+\.(?:exe|msp)$', re.I)
+_PACKAGE_KB = re.compile(r"(?:^|[-_ .])KB(\d{5,7})(?=[-_ .])", re.I)  # Exchange2003-KB950757-x86-ENU.exe (KB 817903)
+# Windows Installer patches: msiexec /p <patch> /qn, never restarting by itself (REBOOT=ReallySuppress).
+_MSP_ARGS = ("/qn", "REBOOT=ReallySuppress")
+
+
+def package_kb(path: str) -> str | None:
+    """'\\\\fs\\hotfixes\\WindowsServer2003-KB934709-x86-ENU.exe' -> 'KB934709'."""
+    m = _PACKAGE_KB.search(ntpath.basename(path or ""))
+    return f"KB{m.group(1)}" if m else None
+
+
+def fix_params(args: dict, facts: dict) -> dict:
+    hotfixes = {kind: str(setting(facts, name)) for kind, name in _SETTING.items()}
+    switches = setting(facts, "greylist_hotfix_install_args")
+    if not isinstance(switches, list) or not all(isinstance(s, str) and re.fullmatch(r"[/-][A-Za-z:=]+", s) for s in switches):
+        raise FixError("knowledge detect.greylist_hotfix_install_args must be a list of switches such as /quiet")
+    path = args.get("package") or ""
+    if not path:
+        return {"package": None, "hotfixes": hotfixes, "switches": switches}
+    if not isinstance(path, str) or len(path) > 259 or re.search(r"[\x00-\x1f\x7f]", path) or not _PATH.match(path):
+        raise FixError(f"{PACKAGE_VAR} must be a local (C:\\...) or UNC (\\\\server\\share\\...) path to an .exe or .msp "
+                       f"package, at most 259 characters, without quotes, wildcards or line breaks; got {path!r}")
+    kb = package_kb(path)
+    wanted = {kb_number(h) for h in hotfixes.values()}
+    if kb is None or kb_number(kb) not in wanted:
+        raise FixError(f"{PACKAGE_VAR} must name the hotfix in its file name ({' or '.join(sorted(hotfixes.values()))}, e.g. "
+                       f"Exchange2003-KB950757-x86-ENU.exe); {ntpath.basename(path)!r} names {kb or 'no KB article'}")
+    return {"package": {"path": path, "kb": kb}, "hotfixes": hotfixes, "switches": switches}
+
+
+def _needed(view, params) -> str | None:
+    """The hotfix this host can take (KB 950757 on Exchange 2003, KB 934709 on a Windows 2003 relay), or None."""
+    if view.kind == "smtp_relay" and not str((view.platform.get("os") or {}).get("version") or "").startswith("5.2"):
+        return None
+    return params["hotfixes"].get(view.kind)
+
+
+def _installed(view, hotfix: str) -> bool | None:
+    """Listed in Win32_QuickFixEngineering (as the detector reads it); None when WMI could not be read."""
+    try:
+        return any(kb_number(h.get("HotFixID")) == kb_number(hotfix) for h in view.item("hotfixes") or [])
+    except Missing:
+        return None
+
+
+def plan(view, params) -> list[Change]:
+    hotfix = _needed(view, params)
+    package = params["package"]
+    if hotfix is None or package is None or kb_number(package["kb"]) != kb_number(hotfix):
+        return []  # not for this host, or report-only (advice says why)
+    installed = _installed(view, hotfix)
+    if installed is None:
+        # Never install on a guess, and never call an install verified on an unreadable list.
+        raise FixError(f"cannot tell whether {hotfix} is installed: Win32_QuickFixEngineering could not be read")
+    if installed:
+        return []
+    path = package["path"]
+    target = {"path": path, "kb": hotfix, "args": list(params["switches"])}
+    if path.lower().endswith(".msp"):
+        target.update(exe="msiexec.exe", args=["/p", path, *_MSP_ARGS])
+    # Messages already held stay held "until the SMTP service or IIS is restarted" (KB 950757, KB 934709):
+    # the restart releases them once the hotfix is in (done only when mailflow_allow_service_restart is true).
+    return [Change("package", target, "missing", "installed", restart=["SMTPSVC"])]
+
+
+def advice(view, params) -> list[str]:
+    hotfix = _needed(view, params)
+    if view.kind == "exchange":
+        return ["Exchange of an unknown version: cannot tell whether KB 950757 applies; nothing installed"]
+    installed = None if hotfix is None else _installed(view, hotfix)
+    if hotfix is None or installed:
+        return []
+    if installed is None:
+        return [f"cannot tell whether {hotfix} is installed (Win32_QuickFixEngineering could not be read): nothing installed"]
+    package = params["package"]
+    if package is None:
+        example = "Exchange2003-KB950757-x86-ENU.exe" if view.kind == "exchange2003" else "WindowsServer2003-KB934709-x86-ENU.exe"
+        return [f"{hotfix} is not installed and nothing was installed: this role installs it only from a package you "
+                f"give in {PACKAGE_VAR} (a local or UNC path to the hotfix, e.g. C:\\Hotfixes\\{example}; Microsoft "
+                f"supplies it through the article's hotfix download request)"]
+    if kb_number(package["kb"]) != kb_number(hotfix):
+        return [f"{PACKAGE_VAR} is {package['kb']} ({ntpath.basename(package['path'])}), but this host needs {hotfix}: nothing installed"]
+    return []

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from ansible_collections.mailflow.exchange.plugins.module_utils import findings as fd
 from ansible_collections.mailflow.exchange.plugins.module_utils.hostview import Missing
+from ansible_collections.mailflow.exchange.plugins.module_utils.remediation import Change, FixError, setting
 
 CAUSE = fd.Cause(
     id="ims_connection_leak",
@@ -97,12 +98,125 @@ def _connections(fleet, entry) -> tuple[list[dict] | None, str | None]:
         return None, f"{entry.name} is not managed, so there is no snapshot" if not entry.managed else \
             f"no snapshot of {entry.name}: {entry.error or 'not collected'}"
     try:
-        rows = entry.view.item("smtp_connections") or []
+        rows = established_smtp(entry.view)
     except Missing as exc:
         return None, str(exc)
+    out = [dict(c, host=fleet.resolve(c["remote"].rsplit(":", 1)[0])) for c in rows]
+    return out, "the table gives no connection age; the count alone is compared"
+
+
+def established_smtp(view) -> list[dict]:
+    """[{local, remote}]: the host's ESTABLISHED connections to remote port 25 (raises Missing when unread)."""
     out = []
-    for c in rows:
+    for c in view.item("smtp_connections") or []:
         remote = str(c.get("remote") or "")
         if str(c.get("state") or "").lower() == "established" and remote.rsplit(":", 1)[-1] == "25":
-            out.append({"local": c.get("local"), "remote": remote, "host": fleet.resolve(remote.rsplit(":", 1)[0])})
-    return out, "the table gives no connection age; the count alone is compared"
+            out.append({"local": c.get("local"), "remote": remote})
+    return out
+
+
+# -- the fix: report-only - the cure is the service pack (detect.ims_leak_fixed_builds), which this role does
+# not install. As a stop-gap it restarts MSExchangeIMC (mailflow_ims_restart, and mailflow_allow_service_restart
+# like every restart) while the leak's signature is seen: the restart ends the process that holds the leaked
+# connections, and the verifying read must find fewer than detect.ims_leak_min_connections left. A restart
+# cannot be undone; it is only done for a running, not Disabled, IMS (a Disabled one would stay stopped).
+
+FIX_READS = ("services", "smtp_connections", "os", "exchange_setup", "ad_exchange_servers")
+IMS = "MSExchangeIMC"
+RESTART_VAR = "mailflow_ims_restart"
+
+
+def fix_params(args: dict, facts: dict) -> dict:
+    restart = args.get("restart", False)
+    if not isinstance(restart, bool):
+        raise FixError(f"{RESTART_VAR} must be true or false, got {restart!r}")
+    try:
+        fixed = {str(k): int(v) for k, v in setting(facts, "ims_leak_fixed_builds").items()}
+        minimum = int(setting(facts, "ims_leak_min_connections"))
+    except (AttributeError, TypeError, ValueError) as exc:
+        raise FixError(f"knowledge detect.ims_leak_fixed_builds must map versions to builds and "
+                       f"detect.ims_leak_min_connections must be a number ({exc})") from None
+    if minimum < 1:
+        raise FixError(f"knowledge detect.ims_leak_min_connections must be at least 1, got {minimum}")
+    return {"restart": restart, "allowed": bool(args.get("allow_service_restart")), "fixed_builds": fixed,
+            "min_connections": minimum}
+
+
+def _state(view, params) -> dict | None:
+    """What the fix knows of this host's IMS, or None when the host has none."""
+    ims = view.service(IMS) if view.kind == "exchange55" else None
+    if not ims:
+        return None
+    ex = view.platform.get("exchange") or {}
+    version, build = str(ex.get("version") or ""), _build_number(ex.get("build"))
+    fixed = params["fixed_builds"].get(version)
+    try:
+        connections = established_smtp(view)
+    except Missing:
+        connections = None  # the table could not be read: no restart on a guess
+    return {"ims": ims, "version": version, "build": build, "fixed": fixed,
+            "leaky": None if build is None or fixed is None else build < fixed, "connections": connections}
+
+
+def plan(view, params) -> list[Change]:
+    if not (params["restart"] and params["allowed"]):
+        return []
+    try:
+        s = _state(view, params)
+    except Missing as exc:
+        raise FixError(f"cannot tell whether {IMS} runs: {exc}") from None
+    if s is None or not s["leaky"]:
+        return []
+    running = str(s["ims"].get("state") or "").lower() == "running"
+    if not running or str(s["ims"].get("start_mode") or "").lower() == "disabled":
+        return []
+    if s["connections"] is None:
+        # No restart on a guess, and no restart called verified on an unreadable table.
+        raise FixError("the connection table (smtp_connections) could not be read: the leak's signature cannot be checked")
+    held = len(s["connections"])
+    if held < params["min_connections"]:
+        return []
+    return [Change("service_restart", {"service": IMS}, f"running, {held} ESTABLISHED connections to remote port 25",
+                   "restarted (its connections closed)")]
+
+
+def advice(view, params) -> list[str]:
+    try:
+        s = _state(view, params)
+    except Missing as exc:
+        return [f"nothing done: {exc}"]
+    if s is None or s["leaky"] is False:
+        return []
+    if s["leaky"] is None:
+        return [f"the Exchange 5.x version and build are not known (read: {view.platform.get('exchange')!r}), so whether "
+                f"the Q175982 fix is in cannot be told; nothing restarted"]
+    label = f"Exchange {s['version']} build {s['build']}"
+    out = [f"{label} is before {s['version']}.{s['fixed']}: install a service pack at or past build {s['fixed']} "
+           f"(Q175982: the leak is corrected in the service pack; knowledge ims_leak_fixed_builds). This role does not "
+           f"install service packs."]
+    held, minimum = len(s["connections"] or []), params["min_connections"]
+    ims = s["ims"]
+    if s["connections"] is None:
+        out.append("the connection table (smtp_connections) could not be read: no stop-gap restart on a guess")
+    elif str(ims.get("start_mode") or "").lower() == "disabled":
+        out.append(f"{IMS} is Disabled: a restart would leave it stopped, so it is not restarted")
+    elif str(ims.get("state") or "").lower() != "running":
+        out.append(f"{IMS} is {ims.get('state')}: nothing to restart")
+    elif held < minimum:
+        out.append(f"{held} ESTABLISHED connection(s) to remote port 25 now (fewer than {minimum}): no stop-gap restart needed")
+    elif not params["restart"]:
+        out.append(f"{held} ESTABLISHED connections to remote port 25 are open (the leak's signature): as a stop-gap, "
+                   f"{RESTART_VAR}: true with mailflow_allow_service_restart: true restarts {IMS}")
+    elif not params["allowed"]:
+        out.append(f"restart of {IMS} pending ({held} ESTABLISHED connections to remote port 25): "
+                   f"mailflow_allow_service_restart is false")
+    return out
+
+
+def advice_unmanaged(host: str, params) -> list[str]:
+    """For a host the role cannot reach (mailflow_unmanaged: Exchange 5.x on Windows NT/2000 has no WinRM)."""
+    builds = ", ".join(f"{v}.{b}" for v, b in sorted(params["fixed_builds"].items()))
+    return [f"{host} is not managed (mailflow_unmanaged, no WinRM): nothing was read or changed there. If it runs an "
+            f"Exchange 5.x build before {builds}, install a service pack at or past that build (Q175982); as a "
+            f"stop-gap, restart its Internet Mail Service ({IMS}) by hand while many ESTABLISHED connections to "
+            f"remote port 25 stay open (netstat -n)"]
