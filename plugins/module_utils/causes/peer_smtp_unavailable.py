@@ -9,6 +9,7 @@ from __future__ import annotations
 from ansible_collections.mailflow.exchange.plugins.module_utils import findings as fd
 from ansible_collections.mailflow.exchange.plugins.module_utils.causes.common import no_snapshot_reason
 from ansible_collections.mailflow.exchange.plugins.module_utils.hostview import Missing
+from ansible_collections.mailflow.exchange.plugins.module_utils.remediation import Change, FixError, setting
 
 CAUSE = fd.Cause(
     id="peer_smtp_unavailable",
@@ -59,4 +60,78 @@ def detect(fleet):
                 evidence, explains=explains, severity="critical"))
         else:
             out.append(fd.Finding(CAUSE, entry.name, "absent", f"{name} is running (start mode {mode})", evidence))
+    return out
+
+
+# -- the fix: set the SMTP service to Automatic and start it (its dependency IIS Admin first). Starting it is
+# the fix, not a restart to apply a setting, so mailflow_allow_service_restart does not gate it. A service
+# set to Disabled was set so by someone (SMTPSVC installs as Automatic): the fix leaves it alone unless
+# mailflow_allow_enable_disabled_smtp says otherwise, and says so in its advice.
+
+FIX_READS = ("services",)
+AUTOMATIC = "Auto"  # Win32_Service.StartMode
+
+
+def fix_params(args: dict, facts: dict) -> dict:
+    allow = args.get("allow_enable_disabled")
+    if not isinstance(allow, bool):
+        raise FixError(f"mailflow_allow_enable_disabled_smtp must be true or false, got {allow!r}")
+    return {"allow_enable_disabled": allow, "iis_dependents": [str(n) for n in setting(facts, "iisadmin_dependents")]}
+
+
+def _smtp_service(view) -> str:
+    # The detector's choice; from a services-only read, view.kind is exchange55 exactly when MSExchangeIMC is installed.
+    return "MSExchangeIMC" if view.kind == "exchange55" else "SMTPSVC"
+
+
+def _is(svc: dict, field: str, value: str) -> bool:
+    return str(svc.get(field)).lower() == value.lower()
+
+
+def _needed(view) -> list[tuple[str, dict]]:
+    """[(name, service)] that must run for the SMTP service to run, dependency first; [] when it runs or is absent."""
+    name = _smtp_service(view)
+    svc = view.service(name)
+    if svc is None or _is(svc, "state", "running"):
+        return []
+    admin = view.service("IISADMIN") if name == "SMTPSVC" else None
+    return ([("IISADMIN", admin)] if admin is not None else []) + [(name, svc)]
+
+
+def plan(view, params) -> list[Change]:
+    try:
+        needed = _needed(view)
+    except Missing as exc:  # never guess: an unread service list must not pass for "running"
+        raise FixError(str(exc)) from None
+    if any(_is(s, "start_mode", "disabled") for _, s in needed) and not params["allow_enable_disabled"]:
+        return []
+    smtp = needed[-1][0] if needed else None
+    # Start modes first (a Disabled service cannot start), then states, dependency first; a restore runs in
+    # reverse: stop SMTP, stop IIS Admin if it was stopped, put the start modes back.
+    modes = [Change("service_start_mode", {"service": n}, s.get("start_mode"), AUTOMATIC) for n, s in needed
+             if (n == smtp and not _is(s, "start_mode", AUTOMATIC)) or _is(s, "start_mode", "disabled")]
+    states = [Change("service_state", {"service": n}, s.get("state"), "Running") for n, s in needed
+              if not _is(s, "state", "running")]
+    return modes + states
+
+
+def advice(view, params) -> list[str]:
+    name = _smtp_service(view)
+    svc = view.service(name)
+    host = view.snap.get("host", "this host")
+    if svc is None:  # (the fix reads services only, so its view.kind cannot tell Exchange from plain Windows)
+        return [f"{name} is not installed on {host}; this fix does not install it (Add or Remove Programs > Windows "
+                f"Components > Application Server > IIS > SMTP Service, then re-apply the Exchange service pack)"]
+    needed = _needed(view)
+    disabled = [n for n, s in needed if _is(s, "start_mode", "disabled")]
+    out = []
+    if disabled and not params["allow_enable_disabled"]:
+        out.append(f"{' and '.join(disabled)} on {host} {'is' if len(disabled) == 1 else 'are'} Disabled, which someone set "
+                   f"(SMTPSVC installs as Automatic), so it was left stopped; set mailflow_allow_enable_disabled_smtp: true "
+                   f"to set it to Automatic and start it")
+    if any(n == "IISADMIN" and not _is(s, "state", "running") for n, s in needed):
+        idle = [n for n in params["iis_dependents"] if n.upper() != name.upper() and view.service(n) is not None]
+        if idle:
+            out.append(f"IIS Admin was stopped on {host}; this fix starts only what {name} needs, so these stay stopped: "
+                       f"{', '.join(idle)}")
     return out

@@ -9,10 +9,13 @@ the network team. A peer whose SMTP service is down is peer_smtp_unavailable.
 """
 from __future__ import annotations
 
+import re
+
 from ansible_collections.mailflow.exchange.plugins.module_utils import findings as fd
 from ansible_collections.mailflow.exchange.plugins.module_utils.causes.common import no_snapshot_reason
 from ansible_collections.mailflow.exchange.plugins.module_utils.hostview import Missing
 from ansible_collections.mailflow.exchange.plugins.module_utils.metabase import MetabaseError
+from ansible_collections.mailflow.exchange.plugins.module_utils.remediation import Change, FixError
 
 CAUSE = fd.Cause(
     id="port25_blocked",
@@ -101,4 +104,103 @@ def detect(fleet):
                        + ": a network firewall on that path blocks it")
             evidence["blocker"] = "network"
         out.append(fd.Finding(CAUSE, entry.name, "present", summary, evidence, explains=[p.source for p in blocked]))
+    return out
+
+
+# -- the fix: where the host's own Windows Firewall is the blocker, open TCP 25 in each profile that blocks it
+# (netsh firewall add|set portopening ... profile=<it>); the scope is the role's. Where it is not, the block
+# is on the network and the fix only reports: a fix reads its own host, never the peers' probes, so its
+# advice is this host's side of the evidence (SMTP listening, the firewall letting 25 in) for the network team.
+
+FIX_READS = ("firewall_policy", "services", "metabase")
+RULE_NAME = "SMTP"
+_NETSH_PROFILE = {"domainprofile": "DOMAIN", "standardprofile": "STANDARD"}
+# netsh firewall's custom scope: IPv4 addresses, address/prefix, address/mask, and the keyword LocalSubnet,
+# comma-separated (Windows Server 2003 Networking Recipes 3-4; netsh firewall help); loopback and 0.0.0.0
+# are refused by netsh. The role's vars/main.yml carries the same pattern (a unit test keeps them equal).
+_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+_MASK_OCTET = r"(?:255|254|252|248|240|224|192|128|0)"
+_MASK = rf"(?:255\.255\.255\.{_MASK_OCTET}|255\.255\.{_MASK_OCTET}\.0|255\.{_MASK_OCTET}\.0\.0|{_MASK_OCTET}\.0\.0\.0)"
+SCOPE_ITEM = (rf"(?i)^(?:LocalSubnet|(?!127\.)(?!0\.0\.0\.0(?:/|$)){_OCTET}(?:\.{_OCTET}){{3}}"
+              rf"(?:/(?:3[0-2]|[12]?[0-9])|/{_MASK})?)$")
+
+
+def fix_params(args: dict, facts: dict) -> dict:
+    raw = args.get("scope")
+    text = raw.strip() if isinstance(raw, str) else ""
+    if text == "*" or text.lower() == "localsubnet":
+        return {"scope": "*" if text == "*" else "LocalSubnet"}
+    items = [i.strip() for i in text.split(",")]
+    if not text or not all(re.match(SCOPE_ITEM, i) for i in items):
+        raise FixError(f"mailflow_port25_scope must be '*', 'LocalSubnet' or a comma-separated list of IPv4 addresses, "
+                       f"address/prefix, address/mask and LocalSubnet (not loopback, not 0.0.0.0), got {raw!r}")
+    return {"scope": ",".join("LocalSubnet" if i.lower() == "localsubnet" else i for i in items)}
+
+
+def _rules(view) -> dict[str, dict]:
+    """{profile key name: the "25:TCP" opening as {"exists", "scope", "enabled", "name"}} from GloballyOpenPorts\\List."""
+    out = {}
+    for path, entry in view.reg_subkeys("firewall_policy").items():
+        parts = path.split("\\")
+        if len(parts) >= 3 and parts[-1] == "List" and parts[-2] == "GloballyOpenPorts":
+            for name, value in entry["values"].items():
+                if name.upper() == "25:TCP":
+                    fields = str(value["data"]).split(":", 4)
+                    out[parts[-3]] = {"exists": True, "scope": fields[2] if len(fields) > 2 else "*",
+                                      "enabled": len(fields) > 3 and fields[3].lower() == "enabled",
+                                      "name": fields[4] if len(fields) > 4 else ""}
+    return out
+
+
+def plan(view, params) -> list[Change]:
+    try:
+        if view.service("SMTPSVC") is None:
+            return []  # not an SMTP server: nothing here should listen on 25
+        fw = windows_firewall(view)
+    except Missing as exc:  # never guess: an unread firewall policy must not pass for "open"
+        raise FixError(str(exc)) from None
+    rules = _rules(view)
+    changes = []
+    for profile, state in sorted(fw["profiles"].items()):
+        if not state["blocks_25"] or profile.lower() not in _NETSH_PROFILE:
+            continue
+        before = rules.get(profile) or {"exists": False}
+        # A disabled opening someone made is enabled as it is (its name and scope kept); a new one gets the role's scope.
+        scope = before["scope"] if before["exists"] else params["scope"]
+        name = before.get("name") or RULE_NAME
+        changes.append(Change("firewall_port", {"port": 25, "protocol": "TCP", "name": name, "scope": scope,
+                                                "profile": _NETSH_PROFILE[profile.lower()]},
+                              before, {"exists": True, "scope": scope, "enabled": True, "name": name}))
+    return changes
+
+
+def advice(view, params) -> list[str]:
+    host = view.snap.get("host", "this host")
+    if view.service("SMTPSVC") is None:
+        return []
+    fw = windows_firewall(view)
+    out = []
+    unknown = [p for p in fw["profiles"] if p.lower() not in _NETSH_PROFILE]
+    if any(fw["profiles"][p]["blocks_25"] for p in unknown):
+        out.append(f"Windows Firewall profile(s) {', '.join(unknown)} on {host} block TCP 25 and are not ones "
+                   f"netsh firewall names (DOMAIN, STANDARD): open TCP 25 there by hand")
+    if fw["blocks"]:
+        return out
+    listening, state = _listening(view)
+    if not listening:
+        return [f"{state} on {host}: nothing answers on port 25 there to let through (see peer_smtp_unavailable)"]
+    profiles = "; ".join(f"{name} {'on' if p['enabled'] else 'off'}"
+                         + (f", TCP 25 open (scope {p['port25']['scope']})" if (p["port25"] or {}).get("enabled") else "")
+                         + (", inetinfo.exe allowed" if (p["inetinfo"] or {}).get("enabled") else "")
+                         for name, p in sorted(fw["profiles"].items())) or "not configured (off)"
+    out.append(f"{host} itself lets SMTP in: {state}; Windows Firewall: {profiles}. Where peers still cannot connect to "
+               f"{host}:25 (the audit's port25_blocked evidence lists blocked_from and reached_from), the block is on the "
+               f"network path: the network team should allow TCP 25 from those senders to {host} on every firewall and "
+               f"ACL between them, and check the senders' own outbound rules. This fix reads only {host}, so it cannot "
+               f"name the senders itself.")
+    opened = [p["port25"] for p in fw["profiles"].values() if (p["port25"] or {}).get("enabled")]
+    scoped = sorted({o.get("scope") for o in opened} - {None})
+    if scoped and scoped != [params["scope"]]:
+        out.append(f"TCP 25 is already open on {host} with scope {', '.join(scoped)}; mailflow_port25_scope "
+                   f"({params['scope']}) was not applied over it. A scope that leaves out a sender blocks it too.")
     return out
