@@ -38,6 +38,7 @@ class ActionModule(ActionBase):
             knowledge=dict(type="dict", default={}),
             offline=dict(type="bool", default=False),
             backup_dir=dict(type="path", default="backups"),
+            limit=dict(type="list", elements="str"),
         ))
         hostvars = task_vars.get("hostvars", {})
         try:
@@ -74,6 +75,10 @@ class ActionModule(ActionBase):
                  "snapshot": None, "error": None}
         if not managed:
             entry["error"] = "unmanaged (mailflow_unmanaged): probed by its peers, never logged into"
+            return entry
+        if args["limit"] is not None and name not in args["limit"] and not args["offline"]:
+            # Still in the fleet: the servers in the run probe it, and their causes may depend on it.
+            entry["error"] = "outside this run's --limit: no snapshot taken"
             return entry
         registered = hv.get("mailflow_snapshot") or {}
         path = os.path.join(args["snapshot_dir"], f"{name}.json")

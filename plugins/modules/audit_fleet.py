@@ -50,6 +50,12 @@ options:
       - "Overrides merged over the knowledge file, for example C({detect: {glitch_retry_min_seconds: {value: 120}}})."
     type: dict
     default: {}
+  limit:
+    description:
+      - The hosts this run snapshotted (C(ansible_play_hosts_all) under C(--limit)). The other O(hosts) stay in the
+        fleet, without a snapshot, so the limited servers' cross-host causes still see them as peers.
+    type: list
+    elements: str
   backup_dir:
     description:
       - The fix roles' backup folder. Fixes verified there whose service restart is still pending are listed
