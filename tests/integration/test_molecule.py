@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import glob
 import os
+import re
 import subprocess
 import sys
 
@@ -19,6 +20,8 @@ SCENARIOS = sorted(os.path.basename(os.path.dirname(os.path.dirname(p)))
 def test_every_fix_role_has_a_molecule_scenario():
     roles = sorted(os.path.basename(p) for p in glob.glob(os.path.join(ROOT, "roles", "fix_*")))
     assert SCENARIOS == roles
+    for role in roles:  # a scenario without tests would "verify" successfully with nothing collected
+        assert glob.glob(os.path.join(ROOT, "roles", role, "molecule", "default", "tests", "test_*.py")), role
 
 
 @pytest.mark.parametrize("role", SCENARIOS)
@@ -32,3 +35,4 @@ def test_molecule(role):
     assert proc.returncode == 0, out[-6000:]
     for step in ("converge", "idempotence", "verify"):
         assert f"{step}: Executed: Successful" in out, (step, out[-3000:])
+    assert re.search(r"\b\d+ passed\b", out) and not re.search(r"\b\d+ (failed|error)", out), out[-3000:]
