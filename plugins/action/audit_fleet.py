@@ -12,15 +12,6 @@ from ansible.plugins.action import ActionBase
 
 from ansible_collections.mailflow.exchange.plugins.module_utils import audit, backups, causes, knowledge, reports, summary
 
-# Inventory variables a user sets to tell the audit what it cannot see (fleet.HostEntry.declared).
-DECLARED = {
-    "mailflow_platform": "platform",
-    "mailflow_greylists": "greylists",
-    "mailflow_greylisting_peers": "greylisting_peers",
-    "mailflow_smarthost_expected": "smarthost_expected",
-}
-
-
 class ActionModule(ActionBase):
     TRANSFERS_FILES = False
     _requires_connection = False
@@ -71,7 +62,7 @@ class ActionModule(ActionBase):
     def _host(name, managed, args, hostvars):
         hv = hostvars.get(name, {})
         entry = {"name": name, "managed": managed, "fqdn": hv.get("mailflow_fqdn"), "address": hv.get("ansible_host"),
-                 "declared": {key: hv[var] for var, key in DECLARED.items() if hv.get(var) is not None},
+                 "declared": audit.declared(hv),
                  "snapshot": None, "error": None}
         if not managed:
             entry["error"] = "unmanaged (mailflow_unmanaged): probed by its peers, never logged into"

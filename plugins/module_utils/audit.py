@@ -20,6 +20,19 @@ class AuditError(ValueError):
     pass
 
 
+# Inventory variables a user sets to tell the audit what it cannot see (fleet.HostEntry.declared).
+DECLARED = {
+    "mailflow_platform": "platform",
+    "mailflow_greylists": "greylists",
+    "mailflow_greylisting_peers": "greylisting_peers",
+    "mailflow_smarthost_expected": "smarthost_expected",
+}
+
+
+def declared(hostvars: dict) -> dict:
+    return {key: hostvars[var] for var, key in DECLARED.items() if hostvars.get(var) is not None}
+
+
 def fleet_from(hosts: list[dict], knowledge: dict) -> Fleet:
     """hosts: [{"name", "managed", "fqdn", "address", "snapshot", "error", "declared"}] in inventory order."""
     entries = []

@@ -73,6 +73,18 @@ def host_backups(backup_dir: str, host: str, cause: str) -> list[str]:
     return sorted((p for p in found if os.path.isfile(p)), key=os.path.getmtime)
 
 
+def causes_with_backups(backup_dir: str, host: str) -> list[str]:
+    """The causes this host has backups for, in any change folder."""
+    if not os.path.isdir(backup_dir):
+        return []
+    found = set()
+    for d in os.listdir(backup_dir):
+        folder = os.path.join(backup_dir, d, host)
+        if os.path.isdir(folder):
+            found.update(f[:-5] for f in os.listdir(folder) if f.endswith(".json"))
+    return sorted(found)
+
+
 def incomplete_backup(backup_dir: str, host: str, cause: str) -> tuple[str, dict, list[Change]] | None:
     """The newest backup a run left unfinished (its host dropped mid-change): its `before` values are the originals."""
     for path in reversed(host_backups(backup_dir, host, cause)):

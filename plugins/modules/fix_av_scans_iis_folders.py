@@ -31,28 +31,12 @@ options:
     default: []
   allow_service_restart:
     description: Restart the Symantec AntiVirus service so it reads the new exclusions.
-    type: bool
-    default: false
-  change_id:
-    description: The change this run belongs to; names the backup folder. Defaults to a UTC timestamp.
-    type: str
-  backup_dir:
-    description: Controller folder for backups.
-    type: path
-    default: backups
   knowledge:
     description:
       - Overrides merged over the knowledge file; C(detect.sav_exclusion_entry.value) (C(subkey), C(type),
         C(data)) says how your SAV build lists a folder exclusion.
-    type: dict
-    default: {}
-attributes:
-  check_mode:
-    support: full
-  diff_mode:
-    support: full
-  platform:
-    platforms: windows
+extends_documentation_fragment:
+  - mailflow.exchange.fix
 author:
   - mailflow contributors
 """

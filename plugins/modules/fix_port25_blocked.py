@@ -28,26 +28,8 @@ options:
     default: "*"
   allow_service_restart:
     description: Not used by this fix (the firewall applies a new opening at once).
-    type: bool
-    default: false
-  change_id:
-    description: The change this run belongs to; names the backup folder. Defaults to a UTC timestamp.
-    type: str
-  backup_dir:
-    description: Controller folder for backups.
-    type: path
-    default: backups
-  knowledge:
-    description: Overrides merged over the knowledge file.
-    type: dict
-    default: {}
-attributes:
-  check_mode:
-    support: full
-  diff_mode:
-    support: full
-  platform:
-    platforms: windows
+extends_documentation_fragment:
+  - mailflow.exchange.fix
 author:
   - mailflow contributors
 """

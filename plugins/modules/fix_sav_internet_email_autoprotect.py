@@ -28,26 +28,10 @@ options:
     default: false
   allow_service_restart:
     description: Not used by this fix (no service restart is needed); accepted like every fix.
-    type: bool
-    default: false
-  change_id:
-    description: The change this run belongs to; names the backup folder. Defaults to a UTC timestamp.
-    type: str
-  backup_dir:
-    description: Controller folder for backups.
-    type: path
-    default: backups
   knowledge:
     description: Overrides merged over the knowledge file (for example other feature captions).
-    type: dict
-    default: {}
-attributes:
-  check_mode:
-    support: full
-  diff_mode:
-    support: full
-  platform:
-    platforms: windows
+extends_documentation_fragment:
+  - mailflow.exchange.fix
 author:
   - mailflow contributors
 """

@@ -32,26 +32,8 @@ options:
     required: true
   allow_service_restart:
     description: Restart SMTPSVC so DS2MB copies the value into the metabase now, and verify that it did.
-    type: bool
-    default: false
-  change_id:
-    description: The change this run belongs to; names the backup folder. Defaults to a UTC timestamp.
-    type: str
-  backup_dir:
-    description: Controller folder for backups.
-    type: path
-    default: backups
-  knowledge:
-    description: Overrides merged over the knowledge file.
-    type: dict
-    default: {}
-attributes:
-  check_mode:
-    support: full
-  diff_mode:
-    support: full
-  platform:
-    platforms: windows
+extends_documentation_fragment:
+  - mailflow.exchange.fix
 author:
   - mailflow contributors
 """

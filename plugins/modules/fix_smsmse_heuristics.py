@@ -25,29 +25,13 @@ description:
 options:
   allow_service_restart:
     description: Restart the SMSMSE service so it reads the new setting.
-    type: bool
-    default: false
-  change_id:
-    description: The change this run belongs to; names the backup folder. Defaults to a UTC timestamp.
-    type: str
-  backup_dir:
-    description: Controller folder for backups.
-    type: path
-    default: backups
   knowledge:
     description:
       - Overrides merged over the knowledge file; C(collect.smsmse_settings.path) and
         C(detect.smsmse_heuristics_value.value) (C(name), C(type) REG_DWORD or REG_SZ, C(off_values), the first of
         which is written) say where your build keeps the switch.
-    type: dict
-    default: {}
-attributes:
-  check_mode:
-    support: full
-  diff_mode:
-    support: full
-  platform:
-    platforms: windows
+extends_documentation_fragment:
+  - mailflow.exchange.fix
 author:
   - mailflow contributors
 """

@@ -33,6 +33,7 @@ COMMON_ARGS = dict(
 )
 QUEUE_ITEMS = ("queue_exchange", "queue_iis")
 REBOOT_PENDING = 3010  # ERROR_SUCCESS_REBOOT_REQUIRED (msiexec, update.exe)
+REBOOTING_KINDS = ("msi_feature", "package")  # installers may ask for one (exit 3010); nothing else here does
 
 
 class HostLost(Exception):
@@ -66,7 +67,9 @@ class FixAction(ActionBase):
         except HostLost as exc:
             raise AnsibleConnectionFailure(f"{host}: {exc}")
         changes = self._plan(host, cause, view, params)
-        result.update(changed=bool(changes), cause=self.CAUSE, changes=[c.describe() for c in changes])
+        result.update(changed=bool(changes), cause=self.CAUSE, changes=[c.describe() for c in changes],
+                      restart_needed=sorted({s for c in changes for s in c.restart}),
+                      reboot_possible=any(c.kind in REBOOTING_KINDS for c in changes))
         advice = list(cause.advice(view, params)) if hasattr(cause, "advice") else []
         if advice:
             result["advice"] = advice

@@ -3,47 +3,29 @@
 unconfirmed layout said out loud, bad input, and a failed verification restored from the backup."""
 from __future__ import annotations
 
-import glob
 import json
-import os
-import subprocess
-import sys
 
 import pytest
-import yaml
 
-from tests.conftest import ROOT, demo_data
-from tests.support import snapshots
-from ansible_collections.mailflow.exchange.plugins.module_utils import audit, knowledge
+from tests.support import fixplay
+from ansible_collections.mailflow.exchange.plugins.module_utils import knowledge
 from ansible_collections.mailflow.exchange.plugins.module_utils.causes import av_scans_iis_folders as cause
 from ansible_collections.mailflow.exchange.plugins.module_utils.remediation import FixError
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
-ANSIBLE_PLAYBOOK = os.path.join(os.path.dirname(sys.executable), "ansible-playbook")
+CAUSE = "av_scans_iis_folders"
 RTS = r"HKLM\SOFTWARE\Intel\LANDesk\VirusProtect6\CurrentVersion\Storages\Filesystem\RealTimeScan"
 EXCEPTIONS = RTS + r"\FileExceptions"
 EXCHSRVR = r"C:\Program Files\Exchsrvr"  # lab/templates/exchange2003_sp2.yml, Setup\Services
-PLAY = [{"name": "fix", "hosts": "mailflow_servers", "gather_facts": False,
-         "roles": [{"role": "mailflow.exchange.fix_av_scans_iis_folders"}]}]
 
 
 @pytest.fixture
 def lab(lab_factory):
-    data = demo_data()
-    data["hosts"] = {"EXCH03": data["hosts"]["EXCH03"]}
-    data["network"] = {}
-    return lab_factory(data)
+    return lab_factory(fixplay.demo_subset("EXCH03"))
 
 
 def play(lab, tmp_path, *extra):
-    inv = tmp_path / "hosts.yml"
-    inv.write_text(yaml.safe_dump(lab.inventory()))
-    pb = tmp_path / "fix.yml"
-    pb.write_text(yaml.safe_dump(PLAY))
-    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"), ANSIBLE_NOCOLOR="1")
-    return subprocess.run([ANSIBLE_PLAYBOOK, "-i", str(inv), str(pb), "--limit", "EXCH03",
-                           "-e", f"mailflow_backup_dir={tmp_path / 'backups'}", *extra],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    return fixplay.play(lab, tmp_path, CAUSE, *extra, limit="EXCH03")
 
 
 def exclusions(lab):
@@ -54,8 +36,7 @@ def exclusions(lab):
 
 
 def status(lab):
-    doc = audit.run(snapshots.fleet(lab, snapshots.take_fleet(lab)), generated="x")
-    return next(f["status"] for f in doc["hosts"]["EXCH03"]["findings"] if f["cause"] == "av_scans_iis_folders")
+    return fixplay.status(lab, "EXCH03", CAUSE)
 
 
 def test_fix_turns_exclusions_on_adds_only_the_missing_folders_and_a_second_run_changes_nothing(lab, tmp_path):
@@ -76,10 +57,9 @@ def test_fix_turns_exclusions_on_adds_only_the_missing_folders_and_a_second_run_
         EXCHSRVR + r"\Mailroot": 1, EXCHSRVR + r"\Mdbdata": 1, EXCHSRVR + r"\Mtadata": 1})
     assert "NOT confirmed: this used the unconfirmed default" in out  # the layout is never passed off as fact
     assert "pending restart of Symantec AntiVirus" in out and not lab.metrics.snapshot()["EXCH03"]["service_restarts"]
-    (backup,) = glob.glob(str(tmp_path / "backups" / "*" / "EXCH03" / "av_scans_iis_folders.json"))
-    doc = json.loads(open(backup).read())
+    doc = fixplay.backup(tmp_path, "EXCH03", CAUSE)
     assert doc["state"] == "verified" and len(doc["changes"]) == 5
-    reg = open(backup[:-5] + ".reg", encoding="utf-16").read()
+    reg = fixplay.backup_reg(tmp_path, "EXCH03", CAUSE)
     assert '"HaveExceptionDirs"=dword:00000000' in reg and '"C:\\\\WINDOWS\\\\system32\\\\inetsrv"=-' in reg
     assert status(lab) == "absent"
 
@@ -91,7 +71,7 @@ def test_bad_folder_fails_before_any_host_is_touched(lab, tmp_path):
     lab.metrics.reset()
     proc = play(lab, tmp_path, "-e", json.dumps({"mailflow_av_exclusion_extra_folders": [r"Exchsrvr\Mdbdata"]}))
     assert proc.returncode != 0 and "mailflow_av_exclusion_extra_folders" in proc.stdout, proc.stdout[-1500:]
-    assert lab.metrics.snapshot().get("EXCH03", {}).get("winrm_commands", 0) == 0
+    assert fixplay.winrm_commands(lab, "EXCH03") == 0
     assert exclusions(lab) == (("REG_DWORD", 0), {})
 
 
@@ -123,5 +103,4 @@ def test_failed_verification_is_restored_from_the_backup(lab, tmp_path):
     assert proc.returncode != 0
     assert "verification failed" in proc.stdout and "restored from the backup" in proc.stdout, proc.stdout[-2000:]
     assert exclusions(lab) == (("REG_DWORD", 0), {})
-    (backup,) = glob.glob(str(tmp_path / "backups" / "*" / "EXCH03" / "av_scans_iis_folders.json"))
-    assert json.loads(open(backup).read())["state"] == "restored"
+    assert fixplay.backup(tmp_path, "EXCH03", CAUSE)["state"] == "restored"

@@ -2,43 +2,24 @@
 bad input, restart with queued mail kept, and a failed verification restored from the backup."""
 from __future__ import annotations
 
-import glob
 import json
-import os
-import subprocess
-import sys
 
 import pytest
-import yaml
 
-from tests.conftest import ROOT, demo_data
-from tests.support import snapshots
-from ansible_collections.mailflow.exchange.plugins.module_utils import audit
+from tests.support import fixplay
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
-ANSIBLE_PLAYBOOK = os.path.join(os.path.dirname(sys.executable), "ansible-playbook")
+CAUSE = "glitch_retry_short"
 QUEUING = r"HKLM\SYSTEM\CurrentControlSet\Services\SMTPSVC\Queuing"
-PLAY = [{"name": "fix", "hosts": "mailflow_servers", "gather_facts": False,
-         "roles": [{"role": "mailflow.exchange.fix_glitch_retry_short"}]}]
 
 
 @pytest.fixture
 def lab(lab_factory):
-    data = demo_data()
-    data["hosts"] = {n: data["hosts"][n] for n in ("EXCH05", "EXCH55", "RELAY01")}
-    data["network"] = {}
-    return lab_factory(data)
+    return lab_factory(fixplay.demo_subset("EXCH05", "EXCH55", "RELAY01"))
 
 
 def play(lab, tmp_path, *extra, limit="EXCH05"):
-    inv = tmp_path / "hosts.yml"
-    inv.write_text(yaml.safe_dump(lab.inventory()))
-    pb = tmp_path / "fix.yml"
-    pb.write_text(yaml.safe_dump(PLAY))
-    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"), ANSIBLE_NOCOLOR="1")
-    return subprocess.run([ANSIBLE_PLAYBOOK, "-i", str(inv), str(pb), "--limit", limit,
-                           "-e", f"mailflow_backup_dir={tmp_path / 'backups'}", *extra],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    return fixplay.play(lab, tmp_path, CAUSE, *extra, limit=limit)
 
 
 def glitch(lab):
@@ -47,8 +28,11 @@ def glitch(lab):
 
 
 def status(lab, host="EXCH05"):
-    doc = audit.run(snapshots.fleet(lab, snapshots.take_fleet(lab)), generated="x")
-    return next(f["status"] for f in doc["hosts"][host]["findings"] if f["cause"] == "glitch_retry_short")
+    return fixplay.status(lab, host, CAUSE)
+
+
+def backup_of(tmp_path):
+    return fixplay.backup(tmp_path, "EXCH05", CAUSE)
 
 
 def test_fix_makes_the_audit_clean_and_a_second_run_changes_nothing(lab, tmp_path):
@@ -62,10 +46,9 @@ def test_fix_makes_the_audit_clean_and_a_second_run_changes_nothing(lab, tmp_pat
     assert proc.returncode == 0 and "changed=1" in proc.stdout, proc.stdout[-3000:]
     assert glitch(lab) == ("REG_DWORD", 180)
     assert "pending restart of SMTPSVC" in proc.stdout + proc.stderr and not lab.metrics.snapshot()["EXCH05"]["service_restarts"]
-    (backup,) = glob.glob(str(tmp_path / "backups" / "*" / "EXCH05" / "glitch_retry_short.json"))
-    doc = json.loads(open(backup).read())
+    doc = backup_of(tmp_path)
     assert doc["state"] == "verified" and doc["changes"][0]["before"] == {"exists": True, "type": "REG_DWORD", "data": 30}
-    assert "dword:0000001e" in open(backup[:-5] + ".reg", encoding="utf-16").read()
+    assert "dword:0000001e" in fixplay.backup_reg(tmp_path, "EXCH05", CAUSE)
     assert status(lab) == "absent"
 
     proc = play(lab, tmp_path)
@@ -77,7 +60,7 @@ def test_bad_value_fails_before_any_host_is_touched(lab, tmp_path):
     for bad in ("5", "99999", "soon"):
         proc = play(lab, tmp_path, "-e", f"mailflow_glitch_retry_seconds={bad}")
         assert proc.returncode != 0 and "mailflow_glitch_retry_seconds" in proc.stdout, proc.stdout[-1500:]
-    assert lab.metrics.snapshot().get("EXCH05", {}).get("winrm_commands", 0) == 0 and glitch(lab) == ("REG_DWORD", 30)
+    assert fixplay.winrm_commands(lab, "EXCH05") == 0 and glitch(lab) == ("REG_DWORD", 30)
 
 
 def test_restart_when_allowed_keeps_the_queued_mail(lab, tmp_path):
@@ -102,13 +85,7 @@ def test_failed_verification_is_restored_from_the_backup(lab, tmp_path):
     assert proc.returncode != 0
     assert "verification failed" in proc.stdout and "restored from the backup" in proc.stdout
     assert glitch(lab) == ("REG_DWORD", 30)
-    (backup,) = glob.glob(str(tmp_path / "backups" / "*" / "EXCH05" / "glitch_retry_short.json"))
-    assert json.loads(open(backup).read())["state"] == "restored"
-
-
-def backup_of(tmp_path):
-    (path,) = glob.glob(str(tmp_path / "backups" / "*" / "EXCH05" / "glitch_retry_short.json"))
-    return json.loads(open(path).read())
+    assert backup_of(tmp_path)["state"] == "restored"
 
 
 def test_a_host_lost_before_the_apply_ran_is_finished_by_the_next_run(lab, tmp_path):
@@ -152,9 +129,7 @@ def test_a_pending_restart_is_completed_by_a_later_run_that_may_restart(lab, tmp
 
 
 def test_a_restart_that_fails_fails_the_task_and_stays_pending(lab_factory, tmp_path):
-    data = demo_data()
-    data["hosts"] = {"EXCH05": data["hosts"]["EXCH05"]}
-    data["network"] = {}
+    data = fixplay.demo_subset("EXCH05")
     # Running but set to Disabled (an admin's half-done change): it stops, and then cannot start.
     data["hosts"]["EXCH05"].setdefault("services", {})["SMTPSVC"] = {"display_name": "Simple Mail Transfer Protocol (SMTP)",
                                                                      "state": "running", "start_mode": "disabled"}

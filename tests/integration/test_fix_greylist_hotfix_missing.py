@@ -6,25 +6,17 @@ from __future__ import annotations
 
 import glob
 import json
-import os
 import re
-import subprocess
-import sys
 
 import pytest
-import yaml
 
-from tests.conftest import ROOT, demo_data
-from tests.support import snapshots
-from ansible_collections.mailflow.exchange.plugins.module_utils import audit, knowledge
+from tests.support import fixplay
+from ansible_collections.mailflow.exchange.plugins.module_utils import knowledge
 from ansible_collections.mailflow.exchange.plugins.module_utils.causes import greylist_hotfix_missing as cause
 from ansible_collections.mailflow.exchange.plugins.module_utils.remediation import FixError
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
-ANSIBLE_PLAYBOOK = os.path.join(os.path.dirname(sys.executable), "ansible-playbook")
 CAUSE = "greylist_hotfix_missing"
-PLAY = [{"name": "fix", "hosts": "mailflow_servers", "gather_facts": False,
-         "roles": [{"role": f"mailflow.exchange.fix_{CAUSE}"}]}]
 EXCH_PKG = r"C:\Hotfixes\Exchange2003-KB950757-x86-ENU.exe"
 RELAY_PKG = r"C:\Hotfixes\WindowsServer2003-KB934709-x86-ENU.exe"  # on EXCH05; RELAY01 reads it over C$
 RELAY_UNC = r"\\EXCH05\C$\Hotfixes\WindowsServer2003-KB934709-x86-ENU.exe"
@@ -33,9 +25,7 @@ PACKAGES = {"EXCH05": EXCH_PKG, "RELAY01": RELAY_UNC}
 
 @pytest.fixture
 def lab(lab_factory):
-    data = demo_data()
-    data["hosts"] = {n: data["hosts"][n] for n in ("EXCH05", "RELAY01")}
-    data["network"] = {}
+    data = fixplay.demo_subset("EXCH05", "RELAY01")
     files = data["hosts"]["EXCH05"].setdefault("files", {})
     for path in (EXCH_PKG, RELAY_PKG):
         files[path] = {"mtime": "now-1d", "text": "MZ - the lab's stand-in for the hotfix package"}
@@ -43,22 +33,8 @@ def lab(lab_factory):
 
 
 def play(lab, tmp_path, *extra, packages=None, limit="EXCH05,RELAY01"):
-    inventory = lab.inventory()
-    for host, path in (packages or {}).items():  # per host, as group_vars would set it
-        inventory["all"]["children"]["mailflow_servers"]["hosts"][host]["mailflow_greylist_hotfix_package"] = path
-    inv = tmp_path / "hosts.yml"
-    inv.write_text(yaml.safe_dump(inventory))
-    pb = tmp_path / "fix.yml"
-    pb.write_text(yaml.safe_dump(PLAY))
-    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"), ANSIBLE_NOCOLOR="1")
-    return subprocess.run([ANSIBLE_PLAYBOOK, "-i", str(inv), str(pb), "--limit", limit,
-                           "-e", f"mailflow_backup_dir={tmp_path / 'backups'}", *extra],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
-
-
-def changed(proc) -> dict[str, int]:
-    """{host: changed=N} from the play recap."""
-    return {m[1]: int(m[2]) for m in re.finditer(r"^(\w+)\s+:\s+ok=\d+\s+changed=(\d+)", proc.stdout, re.M)}
+    host_vars = {host: {"mailflow_greylist_hotfix_package": path} for host, path in (packages or {}).items()}  # per host
+    return fixplay.play(lab, tmp_path, CAUSE, *extra, limit=limit, host_vars=host_vars)
 
 
 def hotfixes(lab, host):
@@ -66,8 +42,8 @@ def hotfixes(lab, host):
 
 
 def status(lab):
-    doc = audit.run(snapshots.fleet(lab, snapshots.take_fleet(lab)), generated="x")
-    return {h: next(f["status"] for f in doc["hosts"][h]["findings"] if f["cause"] == CAUSE) for h in ("EXCH05", "RELAY01")}
+    found = fixplay.findings(lab, CAUSE)
+    return {h: found[h]["status"] for h in ("EXCH05", "RELAY01")}
 
 
 def processes(lab, host):
@@ -80,12 +56,12 @@ def test_install_from_local_and_unc_packages_makes_the_audit_clean(lab, tmp_path
     assert "KB950757" not in before["EXCH05"] and "KB934709" not in before["RELAY01"]
 
     proc = play(lab, tmp_path, "--check", "--diff", packages=PACKAGES)
-    assert proc.returncode == 0 and changed(proc) == {"EXCH05": 1, "RELAY01": 1}, proc.stdout[-2000:]
+    assert proc.returncode == 0 and fixplay.changed(proc) == {"EXCH05": 1, "RELAY01": 1}, proc.stdout[-2000:]
     assert f"KB934709 from {RELAY_UNC} = installed" in proc.stdout
     assert {h: hotfixes(lab, h) for h in before} == before and not processes(lab, "EXCH05") and not processes(lab, "RELAY01")
 
     proc = play(lab, tmp_path, packages=PACKAGES)
-    assert proc.returncode == 0 and changed(proc) == {"EXCH05": 1, "RELAY01": 1}, proc.stdout[-3000:]
+    assert proc.returncode == 0 and fixplay.changed(proc) == {"EXCH05": 1, "RELAY01": 1}, proc.stdout[-3000:]
     assert processes(lab, "EXCH05") == [[EXCH_PKG, "/quiet", "/norestart"]]
     assert processes(lab, "RELAY01") == [[RELAY_UNC, "/quiet", "/norestart"]]
     assert hotfixes(lab, "EXCH05") == before["EXCH05"] | {"KB950757"}
@@ -94,21 +70,20 @@ def test_install_from_local_and_unc_packages_makes_the_audit_clean(lab, tmp_path
     out = proc.stdout + proc.stderr
     assert "a reboot is pending" in out and "pending restart of SMTPSVC" in out  # 3010; held mail waits for SMTP
     assert all(c["reboots"] == 0 and not c["service_restarts"] for c in lab.metrics.snapshot().values())
-    (backup,) = glob.glob(str(tmp_path / "backups" / "*" / "RELAY01" / f"{CAUSE}.json"))
-    doc = json.loads(open(backup).read())
+    doc = fixplay.backup(tmp_path, "RELAY01", CAUSE)
     assert doc["state"] == "verified" and doc["changes"][0]["kind"] == "package"
     assert doc["changes"][0]["target"]["path"] == RELAY_UNC and doc["changes"][0]["before"] == "missing"
     assert status(lab) == {"EXCH05": "absent", "RELAY01": "absent"}
 
     proc = play(lab, tmp_path, packages=PACKAGES)
-    assert proc.returncode == 0 and changed(proc) == {"EXCH05": 0, "RELAY01": 0}, proc.stdout[-2000:]
+    assert proc.returncode == 0 and fixplay.changed(proc) == {"EXCH05": 0, "RELAY01": 0}, proc.stdout[-2000:]
     assert len(processes(lab, "EXCH05")) == 1 and len(processes(lab, "RELAY01")) == 1
 
 
 def test_without_a_package_it_only_advises_and_bad_paths_touch_nothing(lab, tmp_path):
     before = {h: hotfixes(lab, h) for h in ("EXCH05", "RELAY01")}
     proc = play(lab, tmp_path)
-    assert proc.returncode == 0 and changed(proc) == {"EXCH05": 0, "RELAY01": 0}, proc.stdout[-2000:]
+    assert proc.returncode == 0 and fixplay.changed(proc) == {"EXCH05": 0, "RELAY01": 0}, proc.stdout[-2000:]
     out = proc.stdout + proc.stderr
     assert "KB950757 is not installed and nothing was installed" in out and "KB934709 is not installed" in out
     assert "mailflow_greylist_hotfix_package" in out
@@ -146,7 +121,6 @@ def test_a_package_the_verifying_read_cannot_see_is_reported_as_not_undone(lab, 
     assert proc.returncode != 0, proc.stdout[-3000:]
     assert "verification failed" in proc.stdout and "not reversible on the host, left as applied: KB950757" in proc.stdout
     assert "KB950757" in hotfixes(lab, "EXCH05")  # it did install: nothing on the host takes a hotfix back
-    (backup,) = glob.glob(str(tmp_path / "backups" / "*" / "EXCH05" / f"{CAUSE}.json"))
-    doc = json.loads(open(backup).read())
+    doc = fixplay.backup(tmp_path, "EXCH05", CAUSE)
     assert doc["changes"][0]["target"]["path"] == EXCH_PKG and doc["state"] == "not_restored"
     assert "nothing to restore" in proc.stdout

@@ -6,26 +6,17 @@ from __future__ import annotations
 
 import copy
 import glob
-import json
-import os
-import re
-import subprocess
-import sys
 
 import pytest
-import yaml
 
-from tests.conftest import ROOT, demo_data
-from tests.support import snapshots
-from ansible_collections.mailflow.exchange.plugins.module_utils import audit, knowledge
+from tests.conftest import demo_data
+from tests.support import fixplay, snapshots
+from ansible_collections.mailflow.exchange.plugins.module_utils import knowledge
 from ansible_collections.mailflow.exchange.plugins.module_utils.causes import ims_connection_leak as cause
 from ansible_collections.mailflow.exchange.plugins.module_utils.hostview import HostView
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
-ANSIBLE_PLAYBOOK = os.path.join(os.path.dirname(sys.executable), "ansible-playbook")
 CAUSE = "ims_connection_leak"
-# `all`, not mailflow_servers: the role must cope with an unmanaged host it is pointed at.
-PLAY = [{"name": "fix", "hosts": "all", "gather_facts": False, "roles": [{"role": f"mailflow.exchange.fix_{CAUSE}"}]}]
 RESTART = ("-e", "mailflow_ims_restart=true", "-e", "mailflow_allow_service_restart=true")
 
 
@@ -51,19 +42,8 @@ def lab(lab_factory):
 
 
 def play(lab, tmp_path, *extra):
-    inv = tmp_path / "hosts.yml"
-    inv.write_text(yaml.safe_dump(lab.inventory()))
-    pb = tmp_path / "fix.yml"
-    pb.write_text(yaml.safe_dump(PLAY))
-    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"), ANSIBLE_NOCOLOR="1")
-    return subprocess.run([ANSIBLE_PLAYBOOK, "-i", str(inv), str(pb), "--limit", "EXCH55,EXCH56",
-                           "-e", f"mailflow_backup_dir={tmp_path / 'backups'}", *extra],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
-
-
-def recap(proc) -> dict[str, dict[str, int]]:
-    return {m[1]: {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", m[2])}
-            for m in re.finditer(r"^(\w+)\s+:\s+(ok=.*)$", proc.stdout, re.M)}
+    # `all`, not mailflow_servers: the role must cope with an unmanaged host it is pointed at.
+    return fixplay.play(lab, tmp_path, CAUSE, *extra, limit="EXCH55,EXCH56", hosts="all")
 
 
 def connections(lab, host="EXCH56"):
@@ -75,15 +55,14 @@ def counters(lab, host):
 
 
 def finding(lab):
-    doc = audit.run(snapshots.fleet(lab, snapshots.take_fleet(lab)), generated="x")
-    return next(f for f in doc["hosts"]["EXCH56"]["findings"] if f["cause"] == CAUSE)
+    return fixplay.finding(lab, "EXCH56", CAUSE)
 
 
 def test_report_only_by_default_and_the_unmanaged_host_is_never_contacted(lab, tmp_path):
     assert finding(lab)["status"] == "present" and connections(lab) == 5
     lab.metrics.reset()
     proc = play(lab, tmp_path)
-    r = recap(proc)
+    r = fixplay.recap(proc)
     assert proc.returncode == 0 and r["EXCH55"]["changed"] == 0 and r["EXCH56"]["changed"] == 0, proc.stdout[-3000:]
     out = proc.stdout + proc.stderr
     assert "Exchange 5.5 build 2232 is before 5.5.2448: install a service pack" in out
@@ -113,23 +92,22 @@ def test_plan_and_advice_follow_the_switches(lab):
 
 def test_stop_gap_restart_closes_the_leaked_connections(lab, tmp_path):
     proc = play(lab, tmp_path, "--check", "--diff", *RESTART)
-    assert proc.returncode == 0 and recap(proc)["EXCH56"]["changed"] == 1, proc.stdout[-2000:]
+    assert proc.returncode == 0 and fixplay.recap(proc)["EXCH56"]["changed"] == 1, proc.stdout[-2000:]
     assert not counters(lab, "EXCH56").get("service_restarts") and connections(lab) == 5
 
     proc = play(lab, tmp_path, *RESTART)
-    r = recap(proc)
+    r = fixplay.recap(proc)
     assert proc.returncode == 0 and r["EXCH56"]["changed"] == 1 and r["EXCH55"]["changed"] == 0, proc.stdout[-3000:]
     assert counters(lab, "EXCH56")["service_restarts"] == {"MSExchangeIMC": 1} and connections(lab) == 0
     assert r["EXCH55"]["unreachable"] == 0
-    (backup,) = glob.glob(str(tmp_path / "backups" / "*" / "EXCH56" / f"{CAUSE}.json"))
-    doc = json.loads(open(backup).read())
+    doc = fixplay.backup(tmp_path, "EXCH56", CAUSE)
     assert doc["state"] == "verified" and doc["changes"][0]["kind"] == "service_restart"
     # The build is still before the fix: the cause stays present, without the leak's signature for now.
     f = finding(lab)
     assert f["status"] == "present" and "only 0 ESTABLISHED" in f["summary"]
 
     proc = play(lab, tmp_path, *RESTART)
-    assert proc.returncode == 0 and recap(proc)["EXCH56"]["changed"] == 0, proc.stdout[-2000:]
+    assert proc.returncode == 0 and fixplay.recap(proc)["EXCH56"]["changed"] == 0, proc.stdout[-2000:]
     assert "no stop-gap restart needed" in proc.stdout + proc.stderr
     assert counters(lab, "EXCH56")["service_restarts"] == {"MSExchangeIMC": 1}
 
@@ -147,5 +125,4 @@ def test_a_restart_that_fails_says_it_cannot_be_undone(lab_factory, tmp_path):
     assert proc.returncode != 0
     assert "not reversible on the host, left as applied: service MSExchangeIMC" in proc.stdout, proc.stdout[-3000:]
     assert lab.fleet.host("EXCH56").service("MSExchangeIMC").state == "stopped"  # left stopped: the message must say so
-    (backup,) = glob.glob(str(tmp_path / "backups" / "*" / "EXCH56" / f"{CAUSE}.json"))
-    assert json.loads(open(backup).read())["changes"][0]["target"] == {"service": "MSExchangeIMC"}
+    assert fixplay.backup(tmp_path, "EXCH56", CAUSE)["changes"][0]["target"] == {"service": "MSExchangeIMC"}

@@ -5,29 +5,19 @@ and started around both files, queued mail kept) -> audit absent -> second run c
 nothing; a restore whose services do not come back is undone (the damaged file put back)."""
 from __future__ import annotations
 
-import glob
-import json
-import os
-import subprocess
-import sys
-
 import pytest
-import yaml
 
 from lab import metabase as lab_metabase
-from tests.conftest import ROOT, demo_data
-from tests.support import snapshots
-from ansible_collections.mailflow.exchange.plugins.module_utils import audit, knowledge
+from tests.support import fixplay, snapshots
+from ansible_collections.mailflow.exchange.plugins.module_utils import knowledge
 from ansible_collections.mailflow.exchange.plugins.module_utils.causes import metabase_corrupt
 from ansible_collections.mailflow.exchange.plugins.module_utils.hostview import HostView
 from ansible_collections.mailflow.exchange.plugins.module_utils.remediation import FixError
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
-ANSIBLE_PLAYBOOK = os.path.join(os.path.dirname(sys.executable), "ansible-playbook")
+CAUSE = "metabase_corrupt"
 INETSRV = r"C:\WINDOWS\system32\inetsrv"
 QUEUE = r"C:\Program Files\Exchsrvr\Mailroot\vsi 1\Queue"
-PLAY = [{"name": "fix", "hosts": "mailflow_servers", "gather_facts": False,
-         "roles": [{"role": "mailflow.exchange.fix_metabase_corrupt"}]}]
 OPT_IN = ("-e", "mailflow_allow_metabase_restore=true")
 SMTP = {"/LM/SmtpSvc": {"SmtpRemoteProgressiveRetry": "15,30,60,240"},
         "/LM/SmtpSvc/1": {"ServerBindings": ":25:", "QueueDirectory": QUEUE}}
@@ -35,22 +25,14 @@ SMTP = {"/LM/SmtpSvc": {"SmtpRemoteProgressiveRetry": "15,30,60,240"},
 
 @pytest.fixture
 def lab(lab_factory):
-    data = demo_data()
-    data["hosts"] = {"EXCH07": data["hosts"]["EXCH07"]}
-    data["network"] = {}
+    data = fixplay.demo_subset("EXCH07")
     # The IIS accounts carry the computer's name (IUSR_EXCH07), in the History pairs rendered from these locations.
     data["hosts"]["EXCH07"]["metabase"]["locations"] = {"/LM/W3SVC": {"AnonymousUserName": "IUSR_EXCH07"}}
     return lab_factory(data)
 
 
 def play(lab, tmp_path, *extra):
-    inv = tmp_path / "hosts.yml"
-    inv.write_text(yaml.safe_dump(lab.inventory()))
-    pb = tmp_path / "fix.yml"
-    pb.write_text(yaml.safe_dump(PLAY))
-    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"), ANSIBLE_NOCOLOR="1")
-    return subprocess.run([ANSIBLE_PLAYBOOK, "-i", str(inv), str(pb), "-e", f"mailflow_backup_dir={tmp_path / 'backups'}",
-                           *extra], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    return fixplay.play(lab, tmp_path, CAUSE, *extra)
 
 
 def text(lab, path):
@@ -59,8 +41,7 @@ def text(lab, path):
 
 
 def status(lab):
-    doc = audit.run(snapshots.fleet(lab, snapshots.take_fleet(lab)), generated="x")
-    return next(f["status"] for f in doc["hosts"]["EXCH07"]["findings"] if f["cause"] == "metabase_corrupt")
+    return fixplay.status(lab, "EXCH07", CAUSE)
 
 
 def running(lab):
@@ -112,8 +93,7 @@ def test_restore_puts_back_the_newest_usable_pair_and_the_audit_agrees(lab, tmp_
     assert lab.metrics.snapshot()["EXCH07"]["service_restarts"] == {"IISADMIN": 2, "W3SVC": 2, "RESvc": 2}
     assert sorted(p for p, _ in lab.fleet.host("EXCH07").files.listdir(QUEUE)) == mail
     assert "queue_before: 2" in proc.stdout and "queue_after: 2" in proc.stdout
-    (backup,) = glob.glob(str(tmp_path / "backups" / "*" / "EXCH07" / "metabase_corrupt.json"))
-    doc = json.loads(open(backup).read())
+    doc = fixplay.backup(tmp_path, "EXCH07", CAUSE)
     assert doc["state"] == "verified" and [c["target"]["stop"] for c in doc["changes"]] == [["RESvc", "W3SVC", "IISADMIN"]] * 2
     assert status(lab) == "absent"
 
@@ -125,7 +105,7 @@ def test_bad_input_fails_before_any_host_is_touched(lab, tmp_path):
     lab.metrics.reset()
     proc = play(lab, tmp_path, "-e", "mailflow_allow_metabase_restore=maybe")
     assert proc.returncode != 0 and "mailflow_allow_metabase_restore" in proc.stdout, proc.stdout[-1500:]
-    assert lab.metrics.snapshot().get("EXCH07", {}).get("winrm_commands", 0) == 0
+    assert fixplay.winrm_commands(lab, "EXCH07") == 0
 
 
 def test_a_restore_whose_services_do_not_come_back_is_undone(lab, tmp_path):
@@ -140,8 +120,7 @@ def test_a_restore_whose_services_do_not_come_back_is_undone(lab, tmp_path):
     assert text(lab, INETSRV + r"\MetaBase.xml") == corrupt
     assert lab.fleet.host("EXCH07").service("IISADMIN").state == "running"
     assert lab.fleet.host("EXCH07").service("RESvc").state == "running"
-    (backup,) = glob.glob(str(tmp_path / "backups" / "*" / "EXCH07" / "metabase_corrupt.json"))
-    doc = json.loads(open(backup).read())
+    doc = fixplay.backup(tmp_path, "EXCH07", CAUSE)
     assert len(doc["changes"]) == 1  # the schema already equals the pair's
     assert doc["state"] == "restore_failed" and doc["restore_failed"] == ["service_control ('W3SVC', 'start')"]
 

@@ -3,47 +3,27 @@ check mode touches nothing -> without the opt-in only advice -> fix -> audit abs
 queued mail kept -> second run changes nothing; bad input touches nothing; a start that does not take is undone."""
 from __future__ import annotations
 
-import glob
-import json
-import os
-import subprocess
-import sys
-
 import pytest
-import yaml
 
-from tests.conftest import ROOT, demo_data
-from tests.support import snapshots
-from ansible_collections.mailflow.exchange.plugins.module_utils import audit, knowledge
+from tests.support import fixplay, snapshots
+from ansible_collections.mailflow.exchange.plugins.module_utils import knowledge
 from ansible_collections.mailflow.exchange.plugins.module_utils.causes import peer_smtp_unavailable
 from ansible_collections.mailflow.exchange.plugins.module_utils.hostview import HostView
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
-ANSIBLE_PLAYBOOK = os.path.join(os.path.dirname(sys.executable), "ansible-playbook")
+CAUSE = "peer_smtp_unavailable"
 SMTPSVC_KEY = r"HKLM\SYSTEM\CurrentControlSet\Services\SMTPSVC"
 QUEUE = r"C:\Program Files\Exchsrvr\Mailroot\vsi 1\Queue"
-PLAY = [{"name": "fix", "hosts": "mailflow_servers", "gather_facts": False,
-         "roles": [{"role": "mailflow.exchange.fix_peer_smtp_unavailable"}]}]
 OPT_IN = ("-e", "mailflow_allow_enable_disabled_smtp=true")
 
 
 @pytest.fixture
 def lab(lab_factory):
-    data = demo_data()
-    data["hosts"] = {n: data["hosts"][n] for n in ("EXCH01", "EXCH07")}  # EXCH01 probes EXCH07's port 25
-    data["network"] = {}
-    return lab_factory(data)
+    return lab_factory(fixplay.demo_subset("EXCH01", "EXCH07"))  # EXCH01 probes EXCH07's port 25
 
 
 def play(lab, tmp_path, *extra):
-    inv = tmp_path / "hosts.yml"
-    inv.write_text(yaml.safe_dump(lab.inventory()))
-    pb = tmp_path / "fix.yml"
-    pb.write_text(yaml.safe_dump(PLAY))
-    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"), ANSIBLE_NOCOLOR="1")
-    return subprocess.run([ANSIBLE_PLAYBOOK, "-i", str(inv), str(pb), "--limit", "EXCH07",
-                           "-e", f"mailflow_backup_dir={tmp_path / 'backups'}", *extra],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    return fixplay.play(lab, tmp_path, CAUSE, *extra, limit="EXCH07")
 
 
 def smtpsvc(lab):
@@ -57,8 +37,7 @@ def queued(lab):
 
 
 def finding(lab):
-    doc = audit.run(snapshots.fleet(lab, snapshots.take_fleet(lab)), generated="x")
-    return next(f for f in doc["hosts"]["EXCH07"]["findings"] if f["cause"] == "peer_smtp_unavailable")
+    return fixplay.finding(lab, "EXCH07", CAUSE)
 
 
 def test_fix_starts_smtp_keeps_the_queue_and_the_audit_agrees(lab, tmp_path):
@@ -84,8 +63,7 @@ def test_fix_starts_smtp_keeps_the_queue_and_the_audit_agrees(lab, tmp_path):
     assert proc.returncode == 0 and "changed=1" in proc.stdout, proc.stdout[-3000:]
     assert smtpsvc(lab) == ("running", "auto", 2)
     assert queued(lab) == mail and "queue_before: 2" in proc.stdout and "queue_after: 2" in proc.stdout
-    (backup,) = glob.glob(str(tmp_path / "backups" / "*" / "EXCH07" / "peer_smtp_unavailable.json"))
-    doc = json.loads(open(backup).read())
+    doc = fixplay.backup(tmp_path, "EXCH07", CAUSE)
     assert doc["state"] == "verified"
     assert [(c["kind"], c["before"], c["after"]) for c in doc["changes"]] == [
         ("service_start_mode", "Disabled", "Auto"), ("service_state", "Stopped", "Running")]
@@ -100,7 +78,7 @@ def test_bad_input_fails_before_any_host_is_touched(lab, tmp_path):
     lab.metrics.reset()
     proc = play(lab, tmp_path, "-e", "mailflow_allow_enable_disabled_smtp=maybe")
     assert proc.returncode != 0 and "mailflow_allow_enable_disabled_smtp" in proc.stdout, proc.stdout[-1500:]
-    assert lab.metrics.snapshot().get("EXCH07", {}).get("winrm_commands", 0) == 0
+    assert fixplay.winrm_commands(lab, "EXCH07") == 0
     assert smtpsvc(lab) == ("stopped", "disabled", 4)
 
 
@@ -113,8 +91,7 @@ def test_a_start_that_does_not_take_is_undone(lab, tmp_path):
     assert "verification failed (service SMTPSVC state: Stopped -> Running)" in proc.stdout
     assert "restored from the backup" in proc.stdout
     assert smtpsvc(lab) == ("stopped", "disabled", 4)
-    (backup,) = glob.glob(str(tmp_path / "backups" / "*" / "EXCH07" / "peer_smtp_unavailable.json"))
-    assert json.loads(open(backup).read())["state"] == "restored"
+    assert fixplay.backup(tmp_path, "EXCH07", CAUSE)["state"] == "restored"
 
 
 def test_a_merely_stopped_service_is_started_with_its_dependency_without_the_opt_in(lab):

@@ -43,12 +43,12 @@ def rows(record) -> dict[tuple[str, str], dict]:
 
 
 def test_the_playbook_runs_every_fixable_cause_in_catalog_order():
-    text = open(PLAYBOOK).read()
-    plays = yaml.safe_load(text)
-    assert plays[0]["vars"]["mailflow_fixable"] == list(FIXABLE)
-    order = [line.split("fix_", 1)[1].strip() for line in text.splitlines() if "name: mailflow.exchange.fix_" in line
-             and "tasks_from" not in line]
-    assert order[-len(FIXABLE):] == list(FIXABLE)
+    select = yaml.safe_load(open(os.path.join(ROOT, "playbooks", "tasks", "select_fixes.yml")))
+    assert select[0]["ansible.builtin.set_fact"]["mailflow_fixable"] == list(FIXABLE)
+    validated = [t["ansible.builtin.include_role"]["name"] for t in select if "ansible.builtin.include_role" in t]
+    assert validated == [f"mailflow.exchange.fix_{c}" for c in FIXABLE]
+    fixes = yaml.safe_load(open(os.path.join(ROOT, "playbooks", "tasks", "fixes.yml")))
+    assert [t["ansible.builtin.import_role"]["name"] for t in fixes] == [f"mailflow.exchange.fix_{c}" for c in FIXABLE]
     assert all(os.path.isdir(os.path.join(ROOT, "roles", f"fix_{c}")) for c in FIXABLE)
 
 

@@ -8,42 +8,27 @@ import glob
 import json
 import os
 import re
-import subprocess
-import sys
 
 import pytest
 import yaml
 
 from lab import firewall
-from tests.conftest import ROOT, demo_data
-from tests.support import snapshots
-from ansible_collections.mailflow.exchange.plugins.module_utils import audit
+from tests.conftest import ROOT
+from tests.support import fixplay
 from ansible_collections.mailflow.exchange.plugins.module_utils.causes import port25_blocked
 from ansible_collections.mailflow.exchange.plugins.module_utils.remediation import FixError
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
-ANSIBLE_PLAYBOOK = os.path.join(os.path.dirname(sys.executable), "ansible-playbook")
-PLAY = [{"name": "fix", "hosts": "mailflow_servers", "gather_facts": False,
-         "roles": [{"role": "mailflow.exchange.fix_port25_blocked"}]}]
+CAUSE = "port25_blocked"
 
 
 @pytest.fixture
 def lab(lab_factory):
-    data = demo_data()
-    data["hosts"] = {n: data["hosts"][n] for n in ("EXCH03", "EXCH05", "EXCH08")}
-    data["network"] = {"blocked": [["EXCH08", "EXCH05"]]}
-    return lab_factory(data)
+    return lab_factory(fixplay.demo_subset("EXCH03", "EXCH05", "EXCH08", network={"blocked": [["EXCH08", "EXCH05"]]}))
 
 
 def play(lab, tmp_path, *extra, limit="EXCH03"):
-    inv = tmp_path / "hosts.yml"
-    inv.write_text(yaml.safe_dump(lab.inventory()))
-    pb = tmp_path / "fix.yml"
-    pb.write_text(yaml.safe_dump(PLAY))
-    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"), ANSIBLE_NOCOLOR="1")
-    return subprocess.run([ANSIBLE_PLAYBOOK, "-i", str(inv), str(pb), "--limit", limit,
-                           "-e", f"mailflow_backup_dir={tmp_path / 'backups'}", *extra],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    return fixplay.play(lab, tmp_path, CAUSE, *extra, limit=limit)
 
 
 def port25(lab, host="EXCH03"):
@@ -52,8 +37,7 @@ def port25(lab, host="EXCH03"):
 
 
 def findings(lab):
-    doc = audit.run(snapshots.fleet(lab, snapshots.take_fleet(lab)), generated="x")
-    return {h: next(f for f in d["findings"] if f["cause"] == "port25_blocked") for h, d in doc["hosts"].items()}
+    return fixplay.findings(lab, CAUSE)
 
 
 def test_fix_opens_the_host_firewall_and_reports_the_network_block(lab, tmp_path):
@@ -77,8 +61,7 @@ def test_fix_opens_the_host_firewall_and_reports_the_network_block(lab, tmp_path
     out = proc.stdout + proc.stderr
     assert "EXCH05 itself lets SMTP in: SMTPSVC running, bound to port 25; Windows Firewall: StandardProfile off" in out
     assert "the block is on the network path" in out and not lab.metrics.snapshot()["EXCH05"]["processes"]
-    (backup,) = glob.glob(str(tmp_path / "backups" / "*" / "EXCH03" / "port25_blocked.json"))
-    doc = json.loads(open(backup).read())
+    doc = fixplay.backup(tmp_path, "EXCH03", CAUSE)
     assert doc["state"] == "verified" and doc["changes"][0]["before"] == {"exists": False}
     assert not glob.glob(str(tmp_path / "backups" / "*" / "EXCH05"))
 
@@ -94,7 +77,7 @@ def test_bad_scope_fails_before_any_host_is_touched(lab, tmp_path):
     lab.metrics.reset()
     proc = play(lab, tmp_path, "-e", "mailflow_port25_scope=10.0.0.0/255.0.255.0")  # not a contiguous mask
     assert proc.returncode != 0 and "mailflow_port25_scope must be" in proc.stdout, proc.stdout[-1500:]
-    assert lab.metrics.snapshot().get("EXCH03", {}).get("winrm_commands", 0) == 0 and port25(lab) is None
+    assert fixplay.winrm_commands(lab, "EXCH03") == 0 and port25(lab) is None
 
 
 @pytest.mark.parametrize("scope, ok", [
@@ -124,5 +107,4 @@ def test_failed_verification_deletes_the_opening_again(lab, tmp_path):
     assert "verification failed" in proc.stdout and "restored from the backup" in proc.stdout, proc.stdout[-2000:]
     assert port25(lab) is None
     assert [p[2] for p in lab.metrics.snapshot()["EXCH03"]["processes"]] == ["add", "delete"]
-    (backup,) = glob.glob(str(tmp_path / "backups" / "*" / "EXCH03" / "port25_blocked.json"))
-    assert json.loads(open(backup).read())["state"] == "restored"
+    assert fixplay.backup(tmp_path, "EXCH03", CAUSE)["state"] == "restored"

@@ -3,44 +3,24 @@ audit present -> check mode touches nothing -> msiexec REMOVE -> audit absent, i
 bad input, and a failed verification put back with ADDLOCAL."""
 from __future__ import annotations
 
-import glob
 import json
-import os
-import subprocess
-import sys
 
 import pytest
-import yaml
 
-from tests.conftest import ROOT, demo_data
-from tests.support import snapshots
-from ansible_collections.mailflow.exchange.plugins.module_utils import audit
+from tests.support import fixplay
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
-ANSIBLE_PLAYBOOK = os.path.join(os.path.dirname(sys.executable), "ansible-playbook")
 CAUSE = "sav_internet_email_autoprotect"
 PRODUCT_CODE = "{5A8E4C1D-7E2B-4C59-A3F1-0B9D6E2F4A17}"  # lab/templates/symantec_antivirus_ce9.yml
-PLAY = [{"name": "fix", "hosts": "mailflow_servers", "gather_facts": False,
-         "roles": [{"role": f"mailflow.exchange.fix_{CAUSE}"}]}]
 
 
 @pytest.fixture
 def lab(lab_factory):
-    data = demo_data()
-    data["hosts"] = {"EXCH03": data["hosts"]["EXCH03"]}
-    data["network"] = {}
-    return lab_factory(data)
+    return lab_factory(fixplay.demo_subset("EXCH03"))
 
 
 def play(lab, tmp_path, *extra):
-    inv = tmp_path / "hosts.yml"
-    inv.write_text(yaml.safe_dump(lab.inventory()))
-    pb = tmp_path / "fix.yml"
-    pb.write_text(yaml.safe_dump(PLAY))
-    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"), ANSIBLE_NOCOLOR="1")
-    return subprocess.run([ANSIBLE_PLAYBOOK, "-i", str(inv), str(pb), "--limit", "EXCH03",
-                           "-e", f"mailflow_backup_dir={tmp_path / 'backups'}", *extra],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    return fixplay.play(lab, tmp_path, CAUSE, *extra, limit="EXCH03")
 
 
 def states(lab):
@@ -50,8 +30,7 @@ def states(lab):
 
 
 def status(lab):
-    doc = audit.run(snapshots.fleet(lab, snapshots.take_fleet(lab)), generated="x")
-    return next(f["status"] for f in doc["hosts"]["EXCH03"]["findings"] if f["cause"] == CAUSE)
+    return fixplay.status(lab, "EXCH03", CAUSE)
 
 
 def processes(lab):
@@ -75,8 +54,7 @@ def test_fix_removes_the_feature_and_a_second_run_changes_nothing(lab, tmp_path)
     counters = lab.metrics.snapshot()["EXCH03"]
     assert counters["reboots"] == 0 and "a reboot is pending" in proc.stdout + proc.stderr
     assert "ADDLOCAL=Pop3Smtp) may need" in proc.stdout + proc.stderr  # advice: what a restore needs
-    (backup,) = glob.glob(str(tmp_path / "backups" / "*" / "EXCH03" / f"{CAUSE}.json"))
-    doc = json.loads(open(backup).read())
+    doc = fixplay.backup(tmp_path, "EXCH03", CAUSE)
     assert doc["state"] == "verified"
     assert doc["changes"][0]["before"] == 3 and doc["changes"][0]["target"]["feature"] == "Pop3Smtp"
     assert status(lab) == "absent"
@@ -89,7 +67,7 @@ def test_bad_value_fails_before_any_host_is_touched(lab, tmp_path):
     lab.metrics.reset()
     proc = play(lab, tmp_path, "-e", "mailflow_allow_reboot=sometimes")
     assert proc.returncode != 0 and "mailflow_allow_reboot" in proc.stdout, proc.stdout[-1500:]
-    assert lab.metrics.snapshot().get("EXCH03", {}).get("winrm_commands", 0) == 0 and states(lab)["Pop3Smtp"] == 3
+    assert fixplay.winrm_commands(lab, "EXCH03") == 0 and states(lab)["Pop3Smtp"] == 3
 
 
 def test_failed_verification_puts_the_feature_back(lab, tmp_path):
@@ -104,5 +82,4 @@ def test_failed_verification_puts_the_feature_back(lab, tmp_path):
     assert [p[3] for p in processes(lab)] == ["REMOVE=Pop3Smtp", "ADDLOCAL=Pop3Smtp"]
     # Reboots allowed: msiexec ran without REBOOT=ReallySuppress and the lab counts the restart it would do.
     assert "REBOOT=ReallySuppress" not in processes(lab)[0] and lab.metrics.snapshot()["EXCH03"]["reboots"] == 1
-    (backup,) = glob.glob(str(tmp_path / "backups" / "*" / "EXCH03" / f"{CAUSE}.json"))
-    assert json.loads(open(backup).read())["state"] == "restored"
+    assert fixplay.backup(tmp_path, "EXCH03", CAUSE)["state"] == "restored"

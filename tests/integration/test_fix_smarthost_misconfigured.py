@@ -5,26 +5,18 @@ the metabase (lab: when SMTPSVC starts) and the fix verifies it there; bad input
 DS2MB did not update fails the fix and AD is restored."""
 from __future__ import annotations
 
-import glob
 import json
-import os
-import subprocess
-import sys
 
 import pytest
-import yaml
 
-from tests.conftest import ROOT, demo_data
-from tests.support import snapshots
-from ansible_collections.mailflow.exchange.plugins.module_utils import audit, metabase
+from tests.support import fixplay, snapshots
+from ansible_collections.mailflow.exchange.plugins.module_utils import metabase
 from ansible_collections.mailflow.exchange.plugins.module_utils.causes import smarthost_misconfigured as cause
 from ansible_collections.mailflow.exchange.plugins.module_utils.hostview import HostView
 from ansible_collections.mailflow.exchange.plugins.module_utils.remediation import FixError
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
-ANSIBLE_PLAYBOOK = os.path.join(os.path.dirname(sys.executable), "ansible-playbook")
-PLAY = [{"name": "fix", "hosts": "mailflow_servers", "gather_facts": False,
-         "roles": [{"role": "mailflow.exchange.fix_smarthost_misconfigured"}]}]
+CAUSE = "smarthost_misconfigured"
 VS1 = ("CN=1,CN=SMTP,CN=Protocols,CN=EXCH04,CN=Servers,CN=First Administrative Group,CN=Administrative Groups,"
        "CN=Corp,CN=Microsoft Exchange,CN=Services,CN=Configuration,DC=corp,DC=example")
 EXPECTED = "[10.9.9.9]"
@@ -32,22 +24,11 @@ EXPECTED = "[10.9.9.9]"
 
 @pytest.fixture
 def lab(lab_factory):
-    data = demo_data()
-    data["hosts"] = {"EXCH04": data["hosts"]["EXCH04"]}  # the detector needs no peer: the smart host is not ours
-    data["network"] = {}
-    return lab_factory(data)
+    return lab_factory(fixplay.demo_subset("EXCH04"))  # the detector needs no peer: the smart host is not ours
 
 
 def play(lab, tmp_path, *extra):
-    inventory = lab.inventory()
-    inventory["all"]["children"]["mailflow_servers"]["hosts"]["EXCH04"]["mailflow_smarthost_expected"] = EXPECTED
-    inv = tmp_path / "hosts.yml"
-    inv.write_text(yaml.safe_dump(inventory))
-    pb = tmp_path / "fix.yml"
-    pb.write_text(yaml.safe_dump(PLAY))
-    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"), ANSIBLE_NOCOLOR="1")
-    return subprocess.run([ANSIBLE_PLAYBOOK, "-i", str(inv), str(pb), "-e", f"mailflow_backup_dir={tmp_path / 'backups'}", *extra],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    return fixplay.play(lab, tmp_path, CAUSE, *extra, host_vars={"EXCH04": {"mailflow_smarthost_expected": EXPECTED}})
 
 
 def ad_smarthost(lab):
@@ -60,14 +41,11 @@ def metabase_smarthost(lab):
 
 
 def status(lab):
-    doc = audit.run(snapshots.fleet(lab, snapshots.take_fleet(lab), declared={"EXCH04": {"smarthost_expected": EXPECTED}}),
-                    generated="x")
-    return next(f["status"] for f in doc["hosts"]["EXCH04"]["findings"] if f["cause"] == "smarthost_misconfigured")
+    return fixplay.status(lab, "EXCH04", CAUSE, declared={"EXCH04": {"smarthost_expected": EXPECTED}})
 
 
 def backup_of(tmp_path):
-    (path,) = glob.glob(str(tmp_path / "backups" / "*" / "EXCH04" / "smarthost_misconfigured.json"))
-    return json.loads(open(path).read())
+    return fixplay.backup(tmp_path, "EXCH04", CAUSE)
 
 
 def test_fix_sets_ad_and_reports_the_metabase_pending_then_changes_nothing(lab, tmp_path):
@@ -122,7 +100,7 @@ def test_a_bare_ip_address_fails_before_any_host_is_touched(lab, tmp_path):
     lab.metrics.reset()
     proc = play(lab, tmp_path, "-e", "mailflow_smarthost=10.9.9.9")
     assert proc.returncode != 0 and "mailflow_smarthost must be an FQDN" in proc.stdout, proc.stdout[-1500:]
-    assert lab.metrics.snapshot().get("EXCH04", {}).get("winrm_commands", 0) == 0 and ad_smarthost(lab) == ["10.9.9.9"]
+    assert fixplay.winrm_commands(lab, "EXCH04") == 0 and ad_smarthost(lab) == ["10.9.9.9"]
 
 
 @pytest.mark.parametrize("bad", ["", "10.9.9.9", "relay", "[10.9.9.300]", "[relay.corp.example]", "smart host.corp.example",

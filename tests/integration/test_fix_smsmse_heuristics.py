@@ -3,45 +3,27 @@ check mode touches nothing -> fix -> audit absent, idempotent, the unconfirmed d
 product that puts its setting back on restart caught by the verifying read and restored."""
 from __future__ import annotations
 
-import glob
 import json
-import os
-import subprocess
-import sys
 
 import pytest
-import yaml
 
-from tests.conftest import ROOT, demo_data
-from tests.support import snapshots
-from ansible_collections.mailflow.exchange.plugins.module_utils import audit, knowledge
+from tests.support import fixplay
+from ansible_collections.mailflow.exchange.plugins.module_utils import knowledge
 from ansible_collections.mailflow.exchange.plugins.module_utils.causes import smsmse_heuristics as cause
 from ansible_collections.mailflow.exchange.plugins.module_utils.remediation import FixError
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
-ANSIBLE_PLAYBOOK = os.path.join(os.path.dirname(sys.executable), "ansible-playbook")
+CAUSE = "smsmse_heuristics"
 KEY = r"HKLM\SOFTWARE\Symantec\SMSMSE\4.5\Server"  # lab/templates/symantec_mail_security_45.yml
-PLAY = [{"name": "fix", "hosts": "mailflow_servers", "gather_facts": False,
-         "roles": [{"role": "mailflow.exchange.fix_smsmse_heuristics"}]}]
 
 
 @pytest.fixture
 def lab(lab_factory):
-    data = demo_data()
-    data["hosts"] = {"EXCH04": data["hosts"]["EXCH04"]}
-    data["network"] = {}
-    return lab_factory(data)
+    return lab_factory(fixplay.demo_subset("EXCH04"))
 
 
 def play(lab, tmp_path, *extra):
-    inv = tmp_path / "hosts.yml"
-    inv.write_text(yaml.safe_dump(lab.inventory()))
-    pb = tmp_path / "fix.yml"
-    pb.write_text(yaml.safe_dump(PLAY))
-    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"), ANSIBLE_NOCOLOR="1")
-    return subprocess.run([ANSIBLE_PLAYBOOK, "-i", str(inv), str(pb), "--limit", "EXCH04",
-                           "-e", f"mailflow_backup_dir={tmp_path / 'backups'}", *extra],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    return fixplay.play(lab, tmp_path, CAUSE, *extra, limit="EXCH04")
 
 
 def bloodhound(lab):
@@ -50,8 +32,7 @@ def bloodhound(lab):
 
 
 def status(lab):
-    doc = audit.run(snapshots.fleet(lab, snapshots.take_fleet(lab)), generated="x")
-    return next(f["status"] for f in doc["hosts"]["EXCH04"]["findings"] if f["cause"] == "smsmse_heuristics")
+    return fixplay.status(lab, "EXCH04", CAUSE)
 
 
 def test_fix_turns_bloodhound_off_and_says_the_location_is_unconfirmed(lab, tmp_path):
@@ -67,10 +48,9 @@ def test_fix_turns_bloodhound_off_and_says_the_location_is_unconfirmed(lab, tmp_
     assert bloodhound(lab) == ("REG_DWORD", 0)
     assert "NOT confirmed: this used the unconfirmed default" in out  # the default location is never passed off as fact
     assert "pending restart of SMSMSE" in out and not lab.metrics.snapshot()["EXCH04"]["service_restarts"]
-    (backup,) = glob.glob(str(tmp_path / "backups" / "*" / "EXCH04" / "smsmse_heuristics.json"))
-    doc = json.loads(open(backup).read())
+    doc = fixplay.backup(tmp_path, "EXCH04", CAUSE)
     assert doc["state"] == "verified" and doc["changes"][0]["before"] == {"exists": True, "type": "REG_DWORD", "data": 1}
-    assert "dword:00000001" in open(backup[:-5] + ".reg", encoding="utf-16").read()
+    assert "dword:00000001" in fixplay.backup_reg(tmp_path, "EXCH04", CAUSE)
     assert status(lab) == "absent"
 
     proc = play(lab, tmp_path)
@@ -81,7 +61,7 @@ def test_bad_location_fails_before_any_host_is_touched(lab, tmp_path):
     lab.metrics.reset()
     proc = play(lab, tmp_path, "-e", r"mailflow_smsmse_settings_key=SOFTWARE\Symantec")
     assert proc.returncode != 0 and "mailflow_smsmse_settings_key" in proc.stdout, proc.stdout[-1500:]
-    assert lab.metrics.snapshot().get("EXCH04", {}).get("winrm_commands", 0) == 0 and bloodhound(lab) == ("REG_DWORD", 1)
+    assert fixplay.winrm_commands(lab, "EXCH04") == 0 and bloodhound(lab) == ("REG_DWORD", 1)
 
 
 @pytest.mark.parametrize("value, why", [
@@ -123,7 +103,7 @@ def test_a_product_that_puts_its_setting_back_on_restart_is_caught_and_restored(
     assert proc.returncode != 0
     assert "verification failed" in proc.stdout and "restored from the backup" in proc.stdout, proc.stdout[-2000:]
     assert "unconfirmed default" not in proc.stdout + proc.stderr
-    assert lab.metrics.snapshot()["EXCH04"]["service_restarts"] == {"SMSMSE": 1}
+    # once for the change, once after the restore (the service runs with the restored value again)
+    assert lab.metrics.snapshot()["EXCH04"]["service_restarts"] == {"SMSMSE": 2}
     assert written == [0, 1] and bloodhound(lab) == ("REG_DWORD", 1)  # the fix's write, then the restore's
-    (backup,) = glob.glob(str(tmp_path / "backups" / "*" / "EXCH04" / "smsmse_heuristics.json"))
-    assert json.loads(open(backup).read())["state"] == "restored"
+    assert fixplay.backup(tmp_path, "EXCH04", CAUSE)["state"] == "restored"

@@ -6,23 +6,16 @@ from __future__ import annotations
 
 import glob
 import json
-import os
-import subprocess
-import sys
 
 import pytest
-import yaml
 
-from tests.conftest import ROOT, demo_data
-from tests.support import snapshots
-from ansible_collections.mailflow.exchange.plugins.module_utils import audit, metabase
+from tests.support import fixplay
+from ansible_collections.mailflow.exchange.plugins.module_utils import metabase
 from ansible_collections.mailflow.exchange.plugins.module_utils.causes import smtp_banner_missing
 from ansible_collections.mailflow.exchange.plugins.module_utils.remediation import FixError
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
-ANSIBLE_PLAYBOOK = os.path.join(os.path.dirname(sys.executable), "ansible-playbook")
-PLAY = [{"name": "fix", "hosts": "mailflow_servers", "gather_facts": False,
-         "roles": [{"role": "mailflow.exchange.fix_smtp_banner_missing"}]}]
+CAUSE = "smtp_banner_missing"
 # EXCH06's ConnectResponse is set but empty; EXCH01 and EXCH02 are the peers whose probes find it mute
 # (the detector decides from them) and whose own ConnectResponse is not set (the default banner).
 HOSTS = ("EXCH06", "EXCH01", "EXCH02")
@@ -31,21 +24,11 @@ BANNER = "exch06.corp.example Microsoft ESMTP MAIL Service ready"  # the role's 
 
 @pytest.fixture
 def lab(lab_factory):
-    data = demo_data()
-    data["hosts"] = {n: data["hosts"][n] for n in HOSTS}
-    data["network"] = {}
-    return lab_factory(data)
+    return lab_factory(fixplay.demo_subset(*HOSTS))
 
 
 def play(lab, tmp_path, *extra, limit="EXCH06"):
-    inv = tmp_path / "hosts.yml"
-    inv.write_text(yaml.safe_dump(lab.inventory()))
-    pb = tmp_path / "fix.yml"
-    pb.write_text(yaml.safe_dump(PLAY))
-    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"), ANSIBLE_NOCOLOR="1")
-    return subprocess.run([ANSIBLE_PLAYBOOK, "-i", str(inv), str(pb), "--limit", limit,
-                           "-e", f"mailflow_backup_dir={tmp_path / 'backups'}", *extra],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    return fixplay.play(lab, tmp_path, CAUSE, *extra, limit=limit)
 
 
 def metabase_text(lab, host="EXCH06") -> str:
@@ -59,12 +42,7 @@ def connect_response(lab, host="EXCH06"):
 
 
 def finding(lab):
-    doc = audit.run(snapshots.fleet(lab, snapshots.take_fleet(lab)), generated="x")
-    return next(f for f in doc["hosts"]["EXCH06"]["findings"] if f["cause"] == "smtp_banner_missing")
-
-
-def recap(stdout: str, host: str) -> str:
-    return next(line for line in stdout.splitlines() if line.startswith(host) and "ok=" in line)
+    return fixplay.finding(lab, "EXCH06", CAUSE)
 
 
 def test_fix_gives_the_mute_server_a_banner_and_a_second_run_changes_nothing(lab, tmp_path):
@@ -77,17 +55,16 @@ def test_fix_gives_the_mute_server_a_banner_and_a_second_run_changes_nothing(lab
     before = metabase_text(lab)
     proc = play(lab, tmp_path, "--check", "--diff", limit="EXCH06,EXCH01")
     assert proc.returncode == 0, proc.stdout[-2000:]
-    assert "changed=1" in recap(proc.stdout, "EXCH06") and "changed=0" in recap(proc.stdout, "EXCH01")
+    assert fixplay.changed(proc) == {"EXCH06": 1, "EXCH01": 0}
     assert f"IIS://localhost/SMTPSVC/1 ConnectResponse = '{BANNER}'" in proc.stdout
     assert metabase_text(lab) == before  # check mode touched nothing
 
     proc = play(lab, tmp_path, limit="EXCH06,EXCH01")
     assert proc.returncode == 0, proc.stdout[-3000:]
-    assert "changed=1" in recap(proc.stdout, "EXCH06") and "changed=0" in recap(proc.stdout, "EXCH01")
+    assert fixplay.changed(proc) == {"EXCH06": 1, "EXCH01": 0}
     assert connect_response(lab) == BANNER and metabase_text(lab, "EXCH01") == healthy
     assert "pending restart of SMTPSVC" in proc.stdout + proc.stderr and not lab.metrics.snapshot()["EXCH06"]["service_restarts"]
-    (backup,) = glob.glob(str(tmp_path / "backups" / "*" / "EXCH06" / "smtp_banner_missing.json"))
-    doc = json.loads(open(backup).read())
+    doc = fixplay.backup(tmp_path, "EXCH06", CAUSE)
     assert doc["state"] == "verified" and doc["changes"][0]["before"] == [""]  # what the host said it replaced
     assert not glob.glob(str(tmp_path / "backups" / "*" / "EXCH01" / "*"))
 
@@ -95,7 +72,7 @@ def test_fix_gives_the_mute_server_a_banner_and_a_second_run_changes_nothing(lab
     assert f["status"] == "absent" and sorted(f["evidence"]["answered_from"]) == ["EXCH01", "EXCH02"]
 
     proc = play(lab, tmp_path)
-    assert proc.returncode == 0 and "changed=0" in recap(proc.stdout, "EXCH06")
+    assert proc.returncode == 0 and fixplay.changed(proc)["EXCH06"] == 0
 
 
 def test_a_banner_with_a_line_break_fails_before_any_host_is_touched(lab, tmp_path):
@@ -103,7 +80,7 @@ def test_a_banner_with_a_line_break_fails_before_any_host_is_touched(lab, tmp_pa
     before = metabase_text(lab)
     proc = play(lab, tmp_path, "-e", json.dumps({"mailflow_smtp_banner": "mx.corp.example\r\nMAIL FROM:<x@corp.example>"}))
     assert proc.returncode != 0 and "mailflow_smtp_banner must be one line of printable ASCII" in proc.stdout, proc.stdout[-1500:]
-    assert lab.metrics.snapshot().get("EXCH06", {}).get("winrm_commands", 0) == 0 and metabase_text(lab) == before
+    assert fixplay.winrm_commands(lab, "EXCH06") == 0 and metabase_text(lab) == before
 
 
 @pytest.mark.parametrize("bad", ["", "   ", "two\nlines", "tab\there", "caf\u00e9", "x" * 251, None, 220])
@@ -124,5 +101,4 @@ def test_failed_verification_puts_the_empty_value_back(lab, tmp_path):
     assert proc.returncode != 0
     assert "verification failed" in proc.stdout and "restored from the backup" in proc.stdout, proc.stdout[-2000:]
     assert connect_response(lab) == ""  # written back as it was: set, and empty (not removed)
-    (backup,) = glob.glob(str(tmp_path / "backups" / "*" / "EXCH06" / "smtp_banner_missing.json"))
-    assert json.loads(open(backup).read())["state"] == "restored"
+    assert fixplay.backup(tmp_path, "EXCH06", CAUSE)["state"] == "restored"

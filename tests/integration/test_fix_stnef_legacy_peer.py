@@ -8,24 +8,16 @@ from __future__ import annotations
 
 import glob
 import json
-import os
 import re
-import subprocess
-import sys
 
 import pytest
-import yaml
 
-from tests.conftest import ROOT, demo_data
-from tests.support import snapshots
-from ansible_collections.mailflow.exchange.plugins.module_utils import audit, knowledge
+from tests.support import fixplay
+from ansible_collections.mailflow.exchange.plugins.module_utils import knowledge
 from ansible_collections.mailflow.exchange.plugins.module_utils.causes import stnef_legacy_peer as cause
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
-ANSIBLE_PLAYBOOK = os.path.join(os.path.dirname(sys.executable), "ansible-playbook")
 CAUSE = "stnef_legacy_peer"
-PLAY = [{"name": "fix", "hosts": "mailflow_servers", "gather_facts": False,
-         "roles": [{"role": f"mailflow.exchange.fix_{CAUSE}"}]}]
 TRANSPORT = r"HKLM\SYSTEM\CurrentControlSet\Services\MSExchangeTransport\Parameters"
 IMF = ("CN=Default,CN=Internet Message Formats,CN=Global Settings,CN=Corp,CN=Microsoft Exchange,CN=Services,"
        "CN=Configuration,DC=corp,DC=example")
@@ -36,28 +28,19 @@ AD_ENTRY = {"layer": "ad", "dn": IMF, "attribute": "labStandInForKB254089", "val
 
 @pytest.fixture
 def lab(lab_factory):
-    data = demo_data()
-    data["hosts"] = {n: data["hosts"][n] for n in ("EXCH05", "EXCH55")}
+    data = fixplay.demo_subset("EXCH05", "EXCH55")
     data["hosts"]["EXCH05"]["ad"] = {"objects": {IMF: {"objectClass": ["top", "msExchDomainContentConfig"], "cn": "Default",
                                                        "domainName": "*"}}}
-    data["network"] = {}
     return lab_factory(data)
 
 
 def play(lab, tmp_path, *extra, setting=None):
-    inv = tmp_path / "hosts.yml"
-    inv.write_text(yaml.safe_dump(lab.inventory()))
-    pb = tmp_path / "fix.yml"
-    pb.write_text(yaml.safe_dump(PLAY))
-    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"), ANSIBLE_NOCOLOR="1")
     given = ("-e", json.dumps({"mailflow_stnef_setting": setting})) if setting is not None else ()
-    return subprocess.run([ANSIBLE_PLAYBOOK, "-i", str(inv), str(pb), "--limit", "EXCH05",
-                           "-e", f"mailflow_backup_dir={tmp_path / 'backups'}", *given, *extra],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    return fixplay.play(lab, tmp_path, CAUSE, *given, *extra, limit="EXCH05")
 
 
 def changed(proc) -> int:
-    return int(re.search(r"^EXCH05\s+:\s+ok=\d+\s+changed=(\d+)", proc.stdout, re.M)[1])
+    return fixplay.changed(proc)["EXCH05"]
 
 
 def reg(lab):
@@ -71,9 +54,7 @@ def ad(lab):
 
 def finding(lab, setting=None):
     """The audit's finding on EXCH05, reading the entries the way the fix does when they are in mailflow_knowledge."""
-    overrides = cause.setting_knowledge(setting)
-    doc = audit.run(snapshots.fleet(lab, snapshots.take_fleet(lab, overrides), overrides), generated="x")
-    return next(f for f in doc["hosts"]["EXCH05"]["findings"] if f["cause"] == CAUSE)
+    return fixplay.finding(lab, "EXCH05", CAUSE, knowledge_overrides=cause.setting_knowledge(setting))
 
 
 def test_without_entries_it_only_advises(lab, tmp_path):
@@ -100,10 +81,9 @@ def test_registry_and_ad_entries_are_set_and_the_audit_agrees(lab, tmp_path):
     assert reg(lab) == ("REG_DWORD", 1) and ad(lab) == ["1"]
     assert "pending restart of SMTPSVC" in proc.stdout + proc.stderr  # the AD entry names it; restarts not allowed
     assert not lab.metrics.snapshot()["EXCH05"]["service_restarts"]
-    (backup,) = glob.glob(str(tmp_path / "backups" / "*" / "EXCH05" / f"{CAUSE}.json"))
-    doc = json.loads(open(backup).read())
+    doc = fixplay.backup(tmp_path, "EXCH05", CAUSE)
     assert doc["state"] == "verified" and [c["before"] for c in doc["changes"]] == [{"exists": False}, []]
-    assert f'"{REG_ENTRY["name"]}"=-' in open(backup[:-5] + ".reg", encoding="utf-16").read()
+    assert f'"{REG_ENTRY["name"]}"=-' in fixplay.backup_reg(tmp_path, "EXCH05", CAUSE)
     assert finding(lab, entries)["status"] == "absent"
 
     proc = play(lab, tmp_path, setting=entries)
@@ -115,7 +95,7 @@ def test_bad_entry_fails_before_any_host_is_touched(lab, tmp_path):
     proc = play(lab, tmp_path, setting={"layer": "registry", "path": r"HKCU\Software\X", "name": "N", "value": 1})
     assert proc.returncode != 0 and "mailflow_stnef_setting.path must be a registry key under HKLM" in proc.stdout, \
         proc.stdout[-1500:]
-    assert lab.metrics.snapshot().get("EXCH05", {}).get("winrm_commands", 0) == 0 and reg(lab) is None
+    assert fixplay.winrm_commands(lab, "EXCH05") == 0 and reg(lab) is None
 
 
 @pytest.mark.parametrize("setting, why", [
@@ -143,8 +123,7 @@ def test_failed_verification_puts_the_prior_value_back(lab, tmp_path):
     assert proc.returncode != 0
     assert "verification failed" in proc.stdout and "restored from the backup" in proc.stdout, proc.stdout[-2000:]
     assert reg(lab) is None
-    (backup,) = glob.glob(str(tmp_path / "backups" / "*" / "EXCH05" / f"{CAUSE}.json"))
-    assert json.loads(open(backup).read())["state"] == "restored"
+    assert fixplay.backup(tmp_path, "EXCH05", CAUSE)["state"] == "restored"
 
 
 def test_entries_named_only_in_the_knowledge_are_what_the_fix_sets():

@@ -7,7 +7,10 @@ of the collection's own PowerShell.
 """
 from __future__ import annotations
 
+import json
 import os
+import urllib.request
+import xml.etree.ElementTree as ET
 from urllib.parse import quote
 
 import testinfra
@@ -27,3 +30,21 @@ def host(name: str):
     os.environ["REQUESTS_CA_BUNDLE"] = common["ansible_winrm_ca_trust_path"]
     user, password = quote(hv["ansible_user"], safe=""), quote(hv["ansible_password"], safe="")
     return testinfra.get_host(f"winrm://{user}:{password}@{hv['ansible_host']}:{hv.get('ansible_port', 5986)}")
+
+
+def smtp_virtual_servers(name: str) -> dict[str, dict[str, str]]:
+    """{metabase Location: attributes} of the IIsSmtpServer nodes, from `type` of the host's MetaBase.xml."""
+    out = host(name).run(r"type %SystemRoot%\system32\inetsrv\MetaBase.xml")
+    assert out.rc == 0, out.stderr
+    root = ET.fromstring(out.stdout.lstrip("\ufeff"))
+    return {node.get("Location"): node.attrib for node in root.iter() if node.tag.split("}")[-1] == "IIsSmtpServer"}
+
+
+def control(path: str, body=None):
+    """The lab's control API (lab/control.py; the port is in the lab's run file): GET `path`, or POST `body` as JSON."""
+    with open(os.path.join(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"], "lab", "run.json"), encoding="utf-8") as fh:
+        port = json.load(fh)["control_port"]
+    req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=None if body is None else json.dumps(body).encode(),
+                                 headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=30) as resp:
+        return json.loads(resp.read())

@@ -7,22 +7,9 @@ status and dump, lab/control.py): the lab's own state, not anything the collecti
 import json
 import os
 import sys
-import urllib.request
 
 sys.path.insert(0, os.path.join(os.environ["MOLECULE_PROJECT_DIRECTORY"], "..", "..", "tests", "molecule"))
 import labhost  # noqa: E402
-
-STATE_DIR = os.path.join(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"], "lab")
-
-
-def control(path, body=None):
-    """The lab's control API (the port is in its run file)."""
-    with open(os.path.join(STATE_DIR, "run.json"), encoding="utf-8") as fh:
-        port = json.load(fh)["control_port"]
-    req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=None if body is None else json.dumps(body).encode(),
-                                 headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(req, timeout=30) as resp:
-        return json.loads(resp.read())
 
 
 def test_the_ims_runs_again_after_its_restart():
@@ -33,13 +20,13 @@ def test_the_ims_runs_again_after_its_restart():
 
 def test_no_established_connection_to_remote_port_25_is_left(tmp_path):
     dump = tmp_path / "state.json"
-    control("/dump", {"path": str(dump)})
+    labhost.control("/dump", {"path": str(dump)})
     conns = json.loads(dump.read_text())["hosts"]["EXCH56"]["tcp_connections"]
     leaked = [c for c in conns if c["state"] == "ESTABLISHED" and c["remote"].rsplit(":", 1)[-1] == "25"]
     assert leaked == []
 
 
 def test_the_ims_was_restarted_once_not_again_by_the_idempotence_run():
-    counters = control("/status")["counters"]["EXCH56"]
+    counters = labhost.control("/status")["counters"]["EXCH56"]
     assert counters["service_restarts"] == {"MSExchangeIMC": 1}
     assert counters["reboots"] == 0

@@ -5,7 +5,6 @@ restarts allowed DS2MB has copied it into MetaBase.xml, the copy SMTP reads, and
 """
 import os
 import sys
-import xml.etree.ElementTree as ET
 
 sys.path.insert(0, os.path.join(os.environ["MOLECULE_PROJECT_DIRECTORY"], "..", "..", "tests", "molecule"))
 import labhost  # noqa: E402
@@ -13,16 +12,8 @@ import labhost  # noqa: E402
 SMARTHOST = "[10.9.9.9]"  # converge.yml
 
 
-def smtp_virtual_servers():
-    """{metabase Location: attributes} of the IIsSmtpServer nodes, from `type` of MetaBase.xml."""
-    out = labhost.host("EXCH04").run(r"type %SystemRoot%\system32\inetsrv\MetaBase.xml")
-    assert out.rc == 0, out.stderr
-    root = ET.fromstring(out.stdout.lstrip("\ufeff"))
-    return {node.get("Location"): node.attrib for node in root.iter() if node.tag.split("}")[-1] == "IIsSmtpServer"}
-
-
 def test_the_metabase_has_the_bracketed_smart_host():
-    vs1 = smtp_virtual_servers()["/LM/SmtpSvc/1"]
+    vs1 = labhost.smtp_virtual_servers("EXCH04")["/LM/SmtpSvc/1"]
     assert vs1.get("SmartHost") == SMARTHOST  # was "10.9.9.9"
     assert vs1.get("SmartHostType") == "2"  # not changed by the fix: always use the smart host
 

@@ -1,0 +1,75 @@
+# Copyright: mailflow contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# This file only documents the module; the work is done by plugins/action/verify_causes.py on the controller.
+
+DOCUMENTATION = r"""
+module: verify_causes
+short_description: Audit one host again after a change, for the causes that were changed
+version_added: 0.1.0
+description:
+  - Decides O(causes) for O(host) with the audit's detectors, from the host's fresh O(snapshot) and its peers'
+    snapshots from the pre-flight audit (O(fleet_snapshots)), so cross-host causes are decided as in the audit.
+  - Fails, listing them, when any of O(causes) is still present. Runs on the controller; touches no host.
+options:
+  host:
+    description: The host that was changed.
+    type: str
+    required: true
+  causes:
+    description: The causes the change fixed.
+    type: list
+    elements: str
+    required: true
+  snapshot:
+    description: The host's snapshot taken after the change.
+    type: path
+    required: true
+  fleet_snapshots:
+    description: Folder of the pre-flight audit's snapshots (one C(<host>.json) per server).
+    type: path
+    required: true
+  hosts:
+    description: Every managed server of the fleet.
+    type: list
+    elements: str
+    required: true
+  unmanaged:
+    description: Peers that are probed but not managed.
+    type: list
+    elements: str
+    default: []
+  knowledge:
+    description: Overrides merged over the knowledge file.
+    type: dict
+    default: {}
+attributes:
+  check_mode:
+    support: full
+  platform:
+    platforms: posix
+author:
+  - mailflow contributors
+"""
+
+EXAMPLES = r"""
+- name: Post-change audit
+  mailflow.exchange.verify_causes:
+    host: EXCH05
+    causes: [glitch_retry_short]
+    snapshot: reports/changes/CHG1/post/EXCH05.json
+    fleet_snapshots: reports/20261123T120000Z/snapshots
+    hosts: "{{ groups['mailflow_servers'] }}"
+  delegate_to: localhost
+"""
+
+RETURN = r"""
+status:
+  description: The status of each cause on the host after the change.
+  type: dict
+  returned: always
+still_present:
+  description: The causes still present.
+  type: list
+  elements: str
+  returned: always
+"""
