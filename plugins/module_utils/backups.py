@@ -91,8 +91,8 @@ def incomplete_backup(backup_dir: str, host: str, cause: str) -> tuple[str, dict
         doc, changes = read_backup(path)
         if doc.get("state") in INCOMPLETE_STATES:
             return path, doc, changes
-        if doc.get("state") in ("verified", "restored"):
-            return None  # a later run finished; older leftovers are history
+        if doc.get("state") in ("verified", "restored", "rolled_back", "not_restored", "restore_failed"):
+            return None  # a later run finished (or an admin must look); older leftovers are history
     return None
 
 
