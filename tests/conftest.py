@@ -11,8 +11,9 @@ import yaml
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEMO = os.path.join(ROOT, "lab", "scenarios", "demo.yml")
-# 127.<block>.x.y: one block per lab, so labs never share an address; the PID spreads concurrent test runs apart.
-_BLOCKS = itertools.count(101 + (os.getpid() % 7) * 20)
+# 127.<block>.x.y: one block per running lab, so labs never share an address; the PID spreads concurrent test
+# runs apart. Blocks are reused round-robin (101-254): a test's labs are stopped before the next test starts.
+_BLOCKS = (101 + (os.getpid() % 7 * 20 + n) % 154 for n in itertools.count())
 
 
 def relocate(data: dict) -> dict:
@@ -56,8 +57,13 @@ def demo_lab(tmp_path_factory):
     from lab.core import Lab
     from lab.scenario import load_scenario_data
 
+    from tests.support import snapshots
+
     fleet = load_scenario_data(relocate(demo_data()), source=DEMO)
     lab_ = Lab(fleet, str(tmp_path_factory.mktemp("demo-lab"))).start()
+    # Snapshots of the fleet as it starts, taken at once: a greylisting peer accepts a retry once its delay
+    # has passed, so what probes see depends on when they run in a long session.
+    lab_.first_snapshots = snapshots.take_fleet(lab_)
     yield lab_
     lab_.stop()
 
@@ -67,8 +73,7 @@ def demo_snapshots(demo_lab):
     """{host: snapshot | None} of the demo lab, taken once, in-process (tests/support/snapshots.py).
 
     Tests that edit snapshots must deepcopy them first (tests.support.snapshots.fleet does)."""
-    from tests.support import snapshots
-    return snapshots.take_fleet(demo_lab)
+    return demo_lab.first_snapshots
 
 
 @pytest.fixture
