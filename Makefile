@@ -34,10 +34,10 @@ demo: venv
 	$(PY) -m lab demo
 
 test: venv browser
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q -n 2 tests
 
 test-fast: venv browser
-	$(PY) -m pytest -q tests -m "not slow"
+	$(PY) -m pytest -q -n 2 tests -m "not slow"
 
 build: venv
 	$(VENV)/bin/ansible-galaxy collection build --force --output-path dist .

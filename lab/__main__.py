@@ -45,7 +45,7 @@ def _control(state_dir: str, path: str, body: dict | None = None) -> dict:
 
 def cmd_serve(args) -> int:
     from lab.control import serve
-    return serve(_scenario_path(args.scenario), args.state_dir, args.inventory_out, args.load)
+    return serve(_scenario_path(args.scenario), args.state_dir, args.inventory_out, args.load, args.address_block)
 
 
 def cmd_up(args) -> int:
@@ -59,6 +59,8 @@ def cmd_up(args) -> int:
         cmd += ["--inventory-out", os.path.abspath(args.inventory_out)]
     if args.load:
         cmd += ["--load", args.load]
+    if args.address_block is not None:
+        cmd += ["--address-block", str(args.address_block)]
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -132,6 +134,7 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("scenario", nargs="?", default=DEFAULT_SCENARIO)
         p.add_argument("--inventory-out", help="write an Ansible inventory for the lab here")
         p.add_argument("--load", help="start from a state dump instead of the scenario's initial state")
+        p.add_argument("--address-block", type=int, help="move the hosts to 127.N.y.z (several labs of one scenario at once)")
         p.add_argument("--state-dir", default=argparse.SUPPRESS)
         p.set_defaults(fn=fn)
     sub.add_parser("status", help="hosts and counters of the running lab").set_defaults(fn=cmd_status)

@@ -21,8 +21,8 @@ def status(lab_: Lab) -> dict:
     }
 
 
-def serve(scenario: str, state_dir: str, inventory_out: str | None, load: str | None) -> int:
-    fleet = load_state(load) if load else load_scenario(scenario)
+def serve(scenario: str, state_dir: str, inventory_out: str | None, load: str | None, address_block: int | None = None) -> int:
+    fleet = load_state(load) if load else load_scenario(scenario, address_block=address_block)
     lab_ = Lab(fleet, state_dir).start()
     if inventory_out:
         lab_.write_inventory(inventory_out)

@@ -153,10 +153,24 @@ def _resolve_times(host: dict, now: datetime) -> None:
 
 # --------------------------------------------------------------------------- building
 
-def load_scenario(path: Path | str, now: datetime | None = None, template_dir: Path | str = TEMPLATE_DIR) -> FleetState:
-    """Read, validate and build a scenario file. Relative times resolve against now (default: current UTC)."""
+def load_scenario(path: Path | str, now: datetime | None = None, template_dir: Path | str = TEMPLATE_DIR,
+                  address_block: int | None = None) -> FleetState:
+    """Read, validate and build a scenario file. Relative times resolve against now (default: current UTC).
+    address_block N moves every host from 127.x.y.z to 127.N.y.z, so several labs of one scenario can run at once."""
     data = read_yaml(path)
+    if address_block is not None:
+        data = relocate(data, address_block)
     return load_scenario_data(data, str(path), now=now, template_dir=template_dir)
+
+
+def relocate(data: Any, block: int) -> Any:
+    if not 1 <= int(block) <= 254:
+        raise ScenarioError(f"address block {block}: must be 1 to 254 (127.<block>.y.z)")
+    data = copy.deepcopy(data)
+    for host in (data.get("hosts") or {}).values():
+        if isinstance(host, dict) and isinstance(host.get("address"), str):
+            host["address"] = re.sub(r"^127\.\d+\.", f"127.{int(block)}.", host["address"])
+    return data
 
 
 def load_scenario_data(

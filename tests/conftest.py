@@ -11,9 +11,11 @@ import yaml
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEMO = os.path.join(ROOT, "lab", "scenarios", "demo.yml")
-# 127.<block>.x.y: one block per running lab, so labs never share an address; the PID spreads concurrent test
-# runs apart. Blocks are reused round-robin (101-254): a test's labs are stopped before the next test starts.
-_BLOCKS = (101 + (os.getpid() % 7 * 20 + n) % 154 for n in itertools.count())
+# 127.<block>.x.y: one block per running lab, so labs never share an address. Each pytest-xdist worker has
+# its own range (gw0: 101-177, gw1: 178-254); within it the PID spreads concurrent test runs apart. Blocks are
+# reused round-robin: a test's labs are stopped before the next test starts.
+_WORKER = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0")[2:] or 0) % 2
+_BLOCKS = (101 + _WORKER * 77 + (os.getpid() % 7 * 11 + n) % 77 for n in itertools.count())
 
 
 def relocate(data: dict) -> dict:

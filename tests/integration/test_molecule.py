@@ -20,10 +20,16 @@ SCENARIOS = sorted(os.path.basename(os.path.dirname(os.path.dirname(p)))
 def test_every_fix_role_has_a_molecule_scenario():
     roles = sorted(os.path.basename(p) for p in glob.glob(os.path.join(ROOT, "roles", "fix_*")))
     assert SCENARIOS == roles
+    blocks = [re.search(r'MAILFLOW_LAB_BLOCK: "(\d+)"', open(os.path.join(ROOT, "roles", r, "molecule", "default",
+                                                                           "molecule.yml")).read()) for r in roles]
+    assert all(blocks) and len({int(b[1]) for b in blocks}) == len(roles)  # one address block each
+    assert all(1 < int(b[1]) < 101 for b in blocks)  # clear of the demo (127.0) and of tests/conftest.py's 101-254
     for role in roles:  # a scenario without tests would "verify" successfully with nothing collected
         assert glob.glob(os.path.join(ROOT, "roles", role, "molecule", "default", "tests", "test_*.py")), role
 
 
+# Each scenario's lab has its own address block (MAILFLOW_LAB_BLOCK in its molecule.yml), so xdist workers
+# may run them side by side.
 @pytest.mark.parametrize("role", SCENARIOS)
 def test_molecule(role):
     env = dict(os.environ, PATH=BIN + os.pathsep + os.environ.get("PATH", ""), ANSIBLE_NOCOLOR="1", NO_COLOR="1",

@@ -309,3 +309,12 @@ def test_no_cause_labels_in_scenarios(source):
         data = read_yaml(Path(DEMO_SCENARIO) if source == "demo.yml" else Path(TEMPLATE_DIR).parent / source)
     labelled = [path for path, key in _keys(data) if _LABEL_WORDS.search(key)]
     assert labelled == []
+
+
+def test_an_address_block_moves_every_host_so_two_labs_of_one_scenario_can_run_at_once():
+    moved = load_scenario(DEMO_SCENARIO, now=NOW, address_block=33)
+    assert all(h.address.startswith("127.33.") for h in moved.hosts.values())
+    assert {h.address.split(".", 2)[2] for h in moved.hosts.values()} == \
+        {h.address.split(".", 2)[2] for h in load_scenario(DEMO_SCENARIO, now=NOW).hosts.values()}
+    with pytest.raises(ScenarioError, match="address block 0"):
+        load_scenario(DEMO_SCENARIO, now=NOW, address_block=0)
