@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 
 from ansible_collections.mailflow.exchange.plugins.module_utils.remediation import Change, FixError
 
@@ -18,10 +19,25 @@ def backup_document(host: str, cause: str, change_id: str, changes: list[Change]
             "changes": [c.to_dict() for c in changes], **extra}
 
 
+def _created(path: str) -> float:
+    """When the backup was first written (kept across rewrites; a rewrite's mtime would reorder history)."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return float(json.load(fh).get("created") or os.path.getmtime(path))
+    except (OSError, ValueError):
+        return os.path.getmtime(path)
+
+
 def write_backup(folder: str, doc: dict) -> str:
     """Write (or rewrite) the backup JSON, and a .reg export of the prior registry values beside it."""
     os.makedirs(folder, exist_ok=True)
     path = os.path.join(folder, f"{doc['cause']}.json")
+    if "created" not in doc:
+        try:
+            with open(path, encoding="utf-8") as fh:
+                doc = {**doc, "created": json.load(fh)["created"]}
+        except (OSError, ValueError, KeyError):
+            doc = {**doc, "created": time.time()}
     tmp = path + ".tmp"
     with open(tmp, "w", encoding="utf-8") as fh:
         json.dump(doc, fh, indent=1, sort_keys=True)
@@ -70,7 +86,7 @@ def host_backups(backup_dir: str, host: str, cause: str) -> list[str]:
     if not os.path.isdir(backup_dir):
         return []
     found = [os.path.join(backup_dir, d, host, f"{cause}.json") for d in os.listdir(backup_dir)]
-    return sorted((p for p in found if os.path.isfile(p)), key=os.path.getmtime)
+    return sorted((p for p in found if os.path.isfile(p)), key=_created)
 
 
 def causes_with_backups(backup_dir: str, host: str) -> list[str]:

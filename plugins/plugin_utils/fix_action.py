@@ -22,7 +22,7 @@ from datetime import datetime, timezone
 from ansible.errors import AnsibleActionFail, AnsibleConnectionFailure
 from ansible.plugins.action import ActionBase
 
-from ansible_collections.mailflow.exchange.plugins.module_utils import backups, knowledge, psrunner, remediation, snapshot
+from ansible_collections.mailflow.exchange.plugins.module_utils import backups, change, knowledge, psrunner, remediation, snapshot
 from ansible_collections.mailflow.exchange.plugins.module_utils.hostview import HostView
 
 COMMON_ARGS = dict(
@@ -80,21 +80,31 @@ class FixAction(ActionBase):
             result["diff"] = remediation.diff(changes)
         if not changes:
             if prior and not self._task.check_mode:
-                # The interrupted run's change is all in place: finish its record.
-                backups.update_backup(prior[0], state="verified", note="verified by a later run")
+                # The interrupted run's change is all in place: finish its record. Its restart may never have
+                # happened, so it stays pending until a run that may restart does it.
+                backups.update_backup(prior[0], state="verified", note="verified by a later run",
+                                      pending_restart=sorted({s for c in prior[2] for s in c.restart}))
             return self._pending_restarts(result, host, args)
         if self._task.check_mode:
             return result
 
+        carried = []  # what the interrupted run may already have applied and this plan no longer needs
         if prior:
             originals = {backups.change_key(c): c.before for c in prior[2]}
             for c in changes:
                 c.before = originals.get(backups.change_key(c), c.before)
-        stamp = args["change_id"] or datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+            planned = {backups.change_key(c) for c in changes}
+            carried = [c for c in prior[2] if backups.change_key(c) not in planned]
+        try:
+            stamp = change.safe_id(args["change_id"]) if args["change_id"] else datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+        except change.ChangeError as exc:
+            raise AnsibleActionFail(f"{host}: {exc}")
         folder = os.path.join(args["backup_dir"], stamp, host)
 
         def record(state, **extra):
-            return backups.write_backup(folder, backups.backup_document(host, self.CAUSE, stamp, changes, state, **extra))
+            # The carried changes stay in the backup so a rollback of this change still finds them.
+            doc = backups.backup_document(host, self.CAUSE, stamp, changes + carried, state, **extra)
+            return backups.write_backup(folder, doc)
 
         backup = result["backup"] = record("planned")
         if prior and os.path.abspath(prior[0]) != os.path.abspath(backup):
@@ -110,7 +120,7 @@ class FixAction(ActionBase):
             result["pending_reboot"] = True
             result.setdefault("warnings", []).append(f"{host}: {self.CAUSE}: a reboot is pending to complete the change")
 
-        restart = sorted({s for c in changes for s in c.restart})
+        restart = sorted({s for c in changes + carried for s in c.restart})
         restart_ops = []
         if restart and args["allow_service_restart"]:
             # The restart runs first in the verifying read's own command: one round trip, not two.
@@ -132,8 +142,16 @@ class FixAction(ActionBase):
             what = "; ".join(c.describe() for c in left) or "the change was not applied"
             # A service restarted for the change restarts again after the undo, so it runs with the old values too.
             undo = remediation.restore_plan(changes)
-            undo = undo + list(restart_ops) if undo else []
-            failed_undo = [op for op, r in zip(undo, self._run_ops(host, undo)) if _failed(r)] if undo else []
+            try:
+                results = self._run_ops(host, undo + list(restart_ops)) if undo else []
+            except HostLost as exc:
+                record("interrupted", interrupted="during the restore after a failed verification")
+                return self._lost(result, host, backup, f"verification failed ({what}) and the connection was lost while "
+                                  f"restoring ({exc})")
+            failed_undo = [op for op, r in zip(undo, results) if _failed(r)]
+            failed_restart = [op.args[0] for op, r in zip(restart_ops, results[len(undo):]) if _failed(r)]
+            if failed_restart:
+                result.setdefault("warnings", []).append(f"{host}: restarting {', '.join(failed_restart)} after the restore failed")
             kept = [c.describe() for c in changes if not c.reversible]
             also = f"; not reversible on the host, left as applied: {', '.join(kept)}" if kept else ""
             if failed_undo:
@@ -182,7 +200,10 @@ class FixAction(ActionBase):
             result["changed"] = bool(args["allow_service_restart"])  # check mode: it would restart
             return result
         ops = [psrunner.Op("service_control", (s, "restart", remediation.SERVICE_WAIT_SECONDS)) for s in services]
-        failed = [s for s, r in zip(services, self._run_ops(host, ops)) if _failed(r)]
+        try:
+            failed = [s for s, r in zip(services, self._run_ops(host, ops)) if _failed(r)]
+        except HostLost as exc:
+            raise AnsibleConnectionFailure(f"{host}: lost the connection while restarting {', '.join(services)} ({exc})")
         if failed:
             raise AnsibleActionFail(f"{host}: {self.CAUSE}: could not restart {', '.join(failed)}")
         for path, _ in pending:

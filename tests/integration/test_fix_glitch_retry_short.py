@@ -149,3 +149,10 @@ def test_a_restart_done_for_a_new_change_also_settles_what_was_pending(lab, tmp_
     assert proc.returncode == 0 and lab.metrics.snapshot()["EXCH05"]["service_restarts"].get("SMTPSVC") == 1
     proc = play(lab, tmp_path, "-e", "mailflow_glitch_retry_seconds=240", "-e", "mailflow_allow_service_restart=true")
     assert "changed=0" in proc.stdout and lab.metrics.snapshot()["EXCH05"]["service_restarts"].get("SMTPSVC") == 1
+
+
+def test_allow_service_restart_false_from_the_command_line_means_no_restart(lab, tmp_path):
+    lab.metrics.reset()
+    proc = play(lab, tmp_path, "-e", "mailflow_allow_service_restart=false")  # a string "false", as -e gives it
+    assert proc.returncode == 0 and "pending restart of SMTPSVC" in proc.stdout + proc.stderr, proc.stdout[-3000:]
+    assert not lab.metrics.snapshot()["EXCH05"]["service_restarts"]
