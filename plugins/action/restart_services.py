@@ -35,8 +35,7 @@ class ActionModule(FixAction):
         # One command: queue count, restarts, queue count again.
         restart_ops = [psrunner.Op("service_control", (s, "restart", remediation.SERVICE_WAIT_SECONDS)) for s in services]
         try:
-            before = self._read(host, facts, list(QUEUE_ITEMS))
-            after, results = self._read(host, facts, list(QUEUE_ITEMS), before=restart_ops, with_before=True)
+            before, results, after = self._read_around(host, facts, list(QUEUE_ITEMS), restart_ops)
         except HostLost as exc:
             return self._lost(result, host, "(no backup: a restart changes no setting)", f"lost the connection around the restart ({exc})")
         failed = [s for s, r in zip(services, results) if _failed(r)]

@@ -228,13 +228,24 @@ class FixAction(ActionBase):
 
     def _read(self, host, facts, items, before=(), with_before=False):
         """A fresh read of `items` in one command, after the operations in `before` (e.g. a service restart)."""
+        _, results, after = self._read_around(host, facts, items, before, read_first=False)
+        return (after, results) if with_before else after
+
+    def _read_around(self, host, facts, items, ops, read_first=True):
+        """One command: [a read of `items`,] the operations `ops`, a read of `items` again.
+        (view before or None, the results of `ops`, view after)."""
         subset = {"collect": {k: facts["collect"][k] for k in items}, "probe": facts["probe"]}
         plan = snapshot.build_plan(subset, [], helo=host, domain=host)
-        results = self._run_ops(host, list(before) + [op for _, op in plan])
+        reads = [op for _, op in plan]
+        first = reads if read_first else []
+        results = self._run_ops(host, first + list(ops) + reads)
         now = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-        snap = snapshot.assemble(host, host.split(".")[0].upper(), plan, results[len(before):], collected_at=now,
-                                 duration_ms=0, transport={})
-        return (HostView(snap), results[:len(before)]) if with_before else HostView(snap)
+
+        def view(part):
+            return HostView(snapshot.assemble(host, host.split(".")[0].upper(), plan, part, collected_at=now,
+                                              duration_ms=0, transport={}))
+        n, m = len(first), len(first) + len(ops)
+        return (view(results[:n]) if read_first else None), results[n:m], view(results[m:])
 
     def _apply(self, host, changes, prior) -> tuple[bool, set[int]]:
         """Apply every change in one command; record what each replaced. (all ok?, exit codes of programs run)"""

@@ -105,6 +105,8 @@ def test_a_change_then_its_rollback_and_a_second_rollback_that_changes_nothing(l
     restart = next(e for e in doc["events"] if e["type"] == "restart")
     assert restart["services"] == ["SMTPSVC"] and restart["queue_before"] == restart["queue_after"] == len(queued)
     assert lab.metrics.snapshot()["EXCH05"]["service_restarts"] == {"SMTPSVC": 1}  # one restart, coordinated
+    # audit snapshot; plan read; fix read, apply, verifying read; restart with queue counts around it; post snapshot
+    assert lab.metrics.snapshot()["EXCH05"]["winrm_commands"] == 7
     assert (tmp_path / "reports" / "changes" / "CHG300" / "record.md").exists()
 
     proc = run(lab, tmp_path, "rollback.yml", {"mailflow_change_id": "CHG300"})
