@@ -10,7 +10,7 @@ from datetime import datetime, timezone
 from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
 
-from ansible_collections.mailflow.exchange.plugins.module_utils import audit, backups, causes, knowledge, reports, summary
+from ansible_collections.mailflow.exchange.plugins.module_utils import audit, backups, causes, firewalls, knowledge, reports, summary
 
 class ActionModule(ActionBase):
     TRANSFERS_FILES = False
@@ -30,6 +30,8 @@ class ActionModule(ActionBase):
             offline=dict(type="bool", default=False),
             backup_dir=dict(type="path", default="backups"),
             limit=dict(type="list", elements="str"),
+            firewalls=dict(type="list", elements="str", default=[]),
+            firewall_dir=dict(type="path"),
         ))
         hostvars = task_vars.get("hostvars", {})
         try:
@@ -42,7 +44,7 @@ class ActionModule(ActionBase):
         hosts = [self._host(name, True, args, hostvars) for name in args["hosts"]]
         hosts += [self._host(name, False, args, hostvars) for name in args["unmanaged"] if name not in args["hosts"]]
         try:
-            fleet = audit.fleet_from(hosts, facts)
+            fleet = audit.fleet_from(hosts, facts, self._firewalls(args))
             generated = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
             pending = backups.fleet_pending_restarts(args["backup_dir"], args["hosts"], list(causes.FIXABLE))
             doc = audit.run(fleet, generated=generated, check_mode=bool(self._task.check_mode), pending_restart=pending)
@@ -53,7 +55,7 @@ class ActionModule(ActionBase):
         paths = reports.write_all(doc, args["report_dir"])
         self._point_latest(args["report_dir"])
         result.update(changed=False, report_dir=args["report_dir"], reports=paths, summary=doc["summary"],
-                      table=summary.audit_table(doc))
+                      table=summary.audit_table(doc), network_fixes=audit.firewalls_to_fix(doc))
         if failing:
             result.update(failed=True, msg=f"mailflow_fail_on={args['fail_on']}: {len(failing)} finding(s): " + "; ".join(failing[:10]))
         return result
@@ -84,6 +86,22 @@ class ActionModule(ActionBase):
         else:
             entry["error"] = f"no saved snapshot ({path})" if args["offline"] else "no snapshot was taken"
         return entry
+
+    @staticmethod
+    def _firewalls(args):
+        """Each firewall's facts as firewall_configs saved them; one never read is there, saying so."""
+        out = []
+        for name in args["firewalls"]:
+            path = os.path.join(args["firewall_dir"] or "", f"{name}.json")
+            if not args["firewall_dir"] or not os.path.exists(path):
+                out.append(firewalls.failed_facts(name, f"no firewall facts ({path})", "file"))
+                continue
+            try:
+                with open(path, encoding="utf-8") as fh:
+                    out.append(json.load(fh))
+            except (OSError, ValueError) as exc:
+                raise AnsibleActionFail(f"{name}: cannot read its firewall facts {path}: {exc}")
+        return out
 
     @staticmethod
     def _point_latest(report_dir):

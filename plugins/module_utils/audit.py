@@ -10,6 +10,7 @@ from typing import Any
 
 from ansible_collections.mailflow.exchange.plugins.module_utils import causes, symptoms
 from ansible_collections.mailflow.exchange.plugins.module_utils.findings import Finding
+from ansible_collections.mailflow.exchange.plugins.module_utils.firewalls import FACTS_SCHEMA as FIREWALL_SCHEMA
 from ansible_collections.mailflow.exchange.plugins.module_utils.fleet import Fleet, HostEntry
 
 SCHEMA = "mailflow.audit/1"
@@ -33,8 +34,9 @@ def declared(hostvars: dict) -> dict:
     return {key: hostvars[var] for var, key in DECLARED.items() if hostvars.get(var) is not None}
 
 
-def fleet_from(hosts: list[dict], knowledge: dict) -> Fleet:
-    """hosts: [{"name", "managed", "fqdn", "address", "snapshot", "error", "declared"}] in inventory order."""
+def fleet_from(hosts: list[dict], knowledge: dict, firewalls: list[dict] | None = None) -> Fleet:
+    """hosts: [{"name", "managed", "fqdn", "address", "snapshot", "error", "declared"}] in inventory order;
+    firewalls: their facts (firewalls.facts_from_config / failed_facts)."""
     entries = []
     for h in hosts:
         if not h.get("name"):
@@ -44,7 +46,10 @@ def fleet_from(hosts: list[dict], knowledge: dict) -> Fleet:
             raise AuditError(f"{h['name']}: not a mailflow.snapshot/1 document (schema {snap.get('schema')!r})")
         entries.append(HostEntry(name=h["name"], managed=h.get("managed", True), fqdn=h.get("fqdn"), address=h.get("address"),
                                  snapshot=snap, error=h.get("error"), declared=dict(h.get("declared") or {})))
-    return Fleet(entries, settings=knowledge.get("detect") or {})
+    for f in firewalls or []:
+        if f.get("schema") != FIREWALL_SCHEMA:
+            raise AuditError(f"{f.get('name', '?')}: not a {FIREWALL_SCHEMA} document (schema {f.get('schema')!r})")
+    return Fleet(entries, settings=knowledge.get("detect") or {}, firewalls=firewalls)
 
 
 def detect_all(fleet: Fleet) -> dict[str, list[Finding]]:
@@ -104,7 +109,7 @@ def run(fleet: Fleet, generated: str, check_mode: bool | None = None,
         }
         if (pending_restart or {}).get(entry.name):
             hosts[entry.name]["pending_restart"] = pending_restart[entry.name]
-    return {
+    doc = {
         "schema": SCHEMA,
         "generated": generated,
         "check_mode": check_mode,
@@ -115,6 +120,22 @@ def run(fleet: Fleet, generated: str, check_mode: bool | None = None,
                    "ms": p.ms, "error": p.raw.get("error") or None} for p in fleet.probes],
         "summary": summarise(hosts),
     }
+    if fleet.firewalls:
+        doc["firewalls"] = [_firewall(fw.facts) for fw in fleet.firewalls]
+    return doc
+
+
+def firewalls_to_fix(doc: dict[str, Any]) -> list[str]:
+    """The IOS firewalls a present cisco_smtp_inspection finding names (fix_cisco_smtp_inspection runs on them)."""
+    names = {c["firewall"] for h in doc["hosts"].values() for f in h["findings"]
+             if f["cause"] == "cisco_smtp_inspection" and f["status"] == "present"
+             for c in f["evidence"].get("crossings") or [] if c["platform"] == "ios"}
+    return sorted(names)
+
+
+def _firewall(facts: dict) -> dict:
+    """What the report says of a firewall: where its config came from and its SMTP inspections (never the config)."""
+    return {k: facts.get(k) for k in ("name", "platform", "hostname", "source", "error", "config_sha256", "segments", "inspections")}
 
 
 def _platform(fleet: Fleet, entry: HostEntry) -> dict:

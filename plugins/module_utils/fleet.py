@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
+from ansible_collections.mailflow.exchange.plugins.module_utils.firewalls import Firewall
 from ansible_collections.mailflow.exchange.plugins.module_utils.hostview import HostView
 
 # PIX Mailguard turns every banner character except "2", "0" and spaces into "*"
@@ -98,9 +99,11 @@ class HostEntry:
 
 
 class Fleet:
-    def __init__(self, entries: list[HostEntry], settings: dict | None = None):
+    def __init__(self, entries: list[HostEntry], settings: dict | None = None, firewalls: list[dict] | None = None):
         self.entries = {e.name: e for e in entries}
         self.settings = settings or {}
+        # Network devices between the servers (firewalls.facts_from_config), for causes on the path.
+        self.firewalls = [Firewall(f) for f in firewalls or []]
         self._names = self._name_index()
         self.greylist_codes = tuple(str(c) for c in self.settings.get("greylist_reply_codes", {}).get("value", GREYLIST_CODES))
         self._probes = self._collect_probes()

@@ -62,6 +62,17 @@ options:
         per host in the reports (C(pending_restart)).
     type: path
     default: backups
+  firewalls:
+    description:
+      - The network devices between the servers (the C(firewalls) group). Their facts are read from
+        C(<firewall_dir>/<name>.json), as M(mailflow.exchange.firewall_configs) wrote them; a firewall without
+        facts is listed with the reason and its causes fall back to what the probes saw.
+    type: list
+    elements: str
+    default: []
+  firewall_dir:
+    description: The folder of firewall facts (normally C(<report_dir>/firewalls)).
+    type: path
 notes:
   - Per-host inventory variables the detectors read - C(mailflow_platform) (what an unmanaged peer is, e.g. C(exchange55)
     or C(smtp)), C(mailflow_greylists) (this peer greylists), C(mailflow_greylisting_peers) (peers this host sends to that
@@ -97,6 +108,11 @@ reports:
 summary:
   description: Host count, unreachable hosts, status counts, and the present causes per host in rank order.
   type: dict
+  returned: always
+network_fixes:
+  description: The IOS firewalls whose SMTP inspection a present C(cisco_smtp_inspection) finding names.
+  type: list
+  elements: str
   returned: always
 table:
   description: A plain-text table of the summary, one line per host.

@@ -33,6 +33,9 @@ FIXABLE = (
     "smsmse_heuristics", "greylist_hotfix_missing", "ims_connection_leak",
 )
 
+# Fixed on network devices (the firewalls group), before the servers' fixes.
+NETWORK_FIXABLE = ("cisco_smtp_inspection",)
+
 
 def modules():
     """The detector modules, in catalog order."""

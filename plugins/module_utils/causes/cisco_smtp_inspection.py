@@ -1,11 +1,18 @@
 """KB 919091 cause 5: Cisco SMTP inspection (IOS CBAC `ip inspect name X smtp`, PIX Mailguard
 `fixup protocol smtp 25`, ASA ESMTP inspection) between Exchange servers breaks ESMTP.
 
-This detector reads what the probes saw: a banner masked with asterisks except
-"2" and "0" (KB 295725: "220 *********0****...****2****"), or "500" to EHLO
-("ehlo -> 500 Unrecognized command"). The finding is attached to the server
-whose inbound SMTP arrives masked; firewall configurations (which device,
-which rule) extend it in a later issue.
+Two kinds of evidence, combined per receiving server:
+- what the probes saw: a banner masked with asterisks except "2" and "0"
+  (KB 295725: "220 *********0****...****2****"), or "500" to EHLO;
+- what the firewalls' configs say (fleet.firewalls, read by audit.yml from the
+  device or a saved config): an applied inspection that breaks ESMTP on this
+  platform (knowledge detect.cisco_breaking_inspections) on the path from a
+  peer to this server.
+
+Both agreeing names the firewall, rule and interface with confidence
+"confirmed". Either alone is "inferred": masking with no firewall to blame (a
+device not in the inventory, or one whose position is unknown), or a config
+that inspects SMTP on a path no probe crossed masked.
 """
 from __future__ import annotations
 
@@ -15,27 +22,92 @@ CAUSE = fd.Cause(
     id="cisco_smtp_inspection",
     title="Cisco SMTP inspection on the path breaks ESMTP",
     sources=("KB919091", "KB295725", "KB320027"),
-    severity="high", fix=None, kb919091_cause=5, symptom_scope="inbound",
+    # The role runs on the IOS device (the firewalls group); PIX/ASA findings carry the lines to paste.
+    severity="high", fix="mailflow.exchange.fix_cisco_smtp_inspection", kb919091_cause=5, symptom_scope="inbound",
 )
 _CLEAR = ("banner", "greylisted", "rejected")
 
 
+def _names(entry) -> tuple:
+    return (entry.name, entry.fqdn, entry.computer_name, (entry.fqdn or "").split(".")[0] or None)
+
+
+def paths_into(fleet, entry, breaking) -> tuple[dict[str, list], set[str]]:
+    """({peer: [Crossing]} for every peer whose SMTP to entry meets a breaking inspection,
+    names of firewalls with one whose position relative to entry or a peer is unknown)."""
+    crossings: dict[str, list] = {}
+    unplaced: set[str] = set()
+    for fw in fleet.firewalls:
+        if fw.error or not fw.breaking(breaking):
+            continue
+        dst_if = fw.segment_of(_names(entry), entry.address)
+        for peer in fleet:
+            if peer.name == entry.name:
+                continue
+            src_if = fw.segment_of(_names(peer), peer.address)
+            if src_if is None or dst_if is None:
+                unplaced.add(fw.name)
+            elif src_if != dst_if:
+                crossings.setdefault(peer.name, []).extend(fw.crossings(src_if, dst_if, breaking))
+    return {p: c for p, c in crossings.items() if c}, unplaced
+
+
+def _describe(c) -> str:
+    where = "globally" if c.interface == "*" else f"{c.direction} on {c.interface}"
+    return f"{c.firewall} ({c.platform}) `{c.line}` applied {where}"
+
+
 def detect(fleet):
+    breaking = fleet.setting("cisco_breaking_inspections")
+    read = [fw.name for fw in fleet.firewalls if not fw.error]
+    unread = {fw.name: fw.error for fw in fleet.firewalls if fw.error}
     out = []
     for entry in fleet:
         probes = fleet.probes_to(entry.name)
         masked = [p for p in probes if p.result == "masked"]
         clear = [p for p in probes if p.result in _CLEAR]
+        on_path, unplaced = paths_into(fleet, entry, breaking)
         evidence = {"masked": [{"from": p.source, "banner": (p.raw.get("banner") or "").split("\n")[0],
                                 "ehlo_reply": (p.raw.get("ehlo") or "").split("\n")[0]} for p in masked],
-                    "clear_from": sorted(p.source for p in clear)}
-        if masked:
-            who = ", ".join(sorted(p.source for p in masked))
+                    "clear_from": sorted(p.source for p in clear),
+                    "firewalls_read": read}
+        if unread:
+            evidence["firewalls_unread"] = unread
+        if on_path:
+            evidence["crossings"] = [{"from": peer, **c.to_dict()} for peer, cs in sorted(on_path.items()) for c in cs]
+        if unplaced:
+            evidence["firewalls_unplaced"] = sorted(unplaced)
+        masked_from = {p.source for p in masked}
+        seen = sorted(masked_from & set(on_path))
+        if seen:
+            rules = sorted({_describe(c) for peer in seen for c in on_path[peer]})
+            out.append(fd.Finding(
+                CAUSE, entry.name, "present",
+                f"SMTP from {', '.join(seen)} to {entry.name} arrives masked (banner / 500 to EHLO) and crosses "
+                f"{'; '.join(rules)}: remove the SMTP inspection ({_remedy(on_path, seen)})",
+                evidence, explains=sorted(masked_from | set(on_path)), confidence="confirmed"))
+        elif on_path:
+            peers = sorted(on_path)
+            rules = sorted({_describe(c) for peer in peers for c in on_path[peer]})
+            crossed_clear = sorted(set(peers) & set(evidence["clear_from"]))
+            note = (f"; yet probes from {', '.join(crossed_clear)} saw a clear banner, so check the device's port map"
+                    if crossed_clear else "; no probe crossed it masked")
+            out.append(fd.Finding(
+                CAUSE, entry.name, "present",
+                f"SMTP from {', '.join(peers)} to {entry.name} crosses {'; '.join(rules)}{note}: remove the SMTP "
+                f"inspection ({_remedy(on_path, peers)})",
+                evidence, explains=peers, confidence="inferred"))
+        elif masked:
+            who = ", ".join(sorted(masked_from))
+            blame = (f"{', '.join(sorted(unplaced))} inspect(s) SMTP but where the servers sit behind it is unknown "
+                     "(set mailflow_firewall_segments)" if unplaced
+                     else "no firewall in the inventory explains it" if fleet.firewalls
+                     else "no firewall config was read (add the device to the firewalls group)")
             out.append(fd.Finding(
                 CAUSE, entry.name, "present",
                 f"SMTP from {who} to {entry.name} passes an SMTP-inspecting firewall: masked banner / 500 to EHLO "
-                "(PIX Mailguard, IOS CBAC smtp or ASA ESMTP inspection); disable the inspection on that path",
-                evidence, explains=[p.source for p in masked],
+                f"(PIX Mailguard, IOS CBAC smtp or ASA ESMTP inspection); {blame}",
+                evidence, explains=sorted(masked_from),
                 # The masking pattern is KB 295725's; which device and rule does it is not seen from here.
                 confidence="inferred"))
         elif clear:
@@ -43,3 +115,13 @@ def detect(fleet):
         else:
             out.append(fd.unknown(CAUSE, entry.name, "no peer completed an SMTP greeting with it", **evidence))
     return out
+
+
+def _remedy(on_path, peers) -> str:
+    """The lines to run, per firewall: an IOS one has a fix role; PIX/ASA lines are pasted by the network team."""
+    by_fw: dict[str, list[str]] = {}
+    for peer in peers:
+        for c in on_path[peer]:
+            lines = by_fw.setdefault(c.firewall, [])
+            lines.extend(line.strip() for line in c.remediation if line.strip() not in lines)
+    return "; ".join(f"{fw}: {' / '.join(lines)}" for fw, lines in sorted(by_fw.items()))

@@ -1,0 +1,116 @@
+"""The IOS fix for cisco_smtp_inspection, as pure steps: plan, back up, verify, roll back.
+
+The role (roles/fix_cisco_smtp_inspection) does the device I/O with
+cisco.ios.ios_command and cisco.ios.ios_config; everything it decides is here:
+which lines to send (ciscoconf.ios_plan), the backup written before they are
+sent (backups/<change>/<firewall>/cisco_smtp_inspection.json with the running
+config beside it), what a re-read must show, and which lines put a rule back.
+"""
+from __future__ import annotations
+
+import glob
+import hashlib
+import json
+import os
+import time
+from typing import Any
+
+from ansible_collections.mailflow.exchange.plugins.module_utils import ciscoconf
+from ansible_collections.mailflow.exchange.plugins.module_utils.backups import BACKUP_SCHEMA
+from ansible_collections.mailflow.exchange.plugins.module_utils.remediation import FixError
+
+CAUSE = "cisco_smtp_inspection"
+# A backup in these states holds lines the device may still have (rollback puts the originals back).
+ROLLBACK_STATES = ("verified", "applied")
+
+
+def plan(name: str, text: str, rules: list[str] | None, use_esmtp: bool) -> "ciscoconf.IosPlan":
+    try:
+        cfg = ciscoconf.parse(text)
+    except ciscoconf.ConfigError as exc:
+        raise FixError(f"{name}: cannot read its running config: {exc}")
+    if cfg.platform != "ios":
+        raise FixError(f"{name}: its running config is {cfg.platform}, not IOS; paste the audit's lines for it instead")
+    result = ciscoconf.ios_plan(text, rules, use_esmtp)
+    if result.unknown_rules:
+        raise FixError(f"{name}: mailflow_cisco_rules names rule(s) its config does not define: {', '.join(result.unknown_rules)}")
+    return result
+
+
+def diff(name: str, text: str, p: "ciscoconf.IosPlan") -> dict[str, str]:
+    """The --diff view: the touched rules' SMTP inspect lines before, and after the commands."""
+    before = [i.line for i in ciscoconf.parse(text).smtp_inspections() if i.rule in p.rules]
+    removed = {c[3:] for c in p.commands if c.startswith("no ")}
+    after = [line for line in before if not any(line.startswith(r) for r in removed)]
+    after += [c for c in p.commands if not c.startswith("no ")]
+    return {"before_header": f"{name} running-config", "after_header": f"{name} running-config",
+            "before": "".join(f"{line}\n" for line in before), "after": "".join(f"{line}\n" for line in after)}
+
+
+def write_backup(backup_dir: str, change_id: str | None, name: str, text: str, p: "ciscoconf.IosPlan") -> str:
+    """Before any line is sent: the running config (owner-only: it carries secrets) and what will be sent."""
+    folder = os.path.join(backup_dir, change_id or time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()), name)
+    os.makedirs(folder, exist_ok=True)
+    config_path = os.path.join(folder, "running-config.cfg")
+    fd = os.open(config_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(text)
+    doc = {"schema": BACKUP_SCHEMA, "host": name, "cause": CAUSE, "change_id": change_id, "state": "planned",
+           "created": time.time(), "changes": [], "device": {
+               "platform": "ios", "rules": list(p.rules), "commands": list(p.commands), "restore": list(p.restore),
+               "running_config": os.path.basename(config_path),
+               "config_sha256": hashlib.sha256(text.encode("utf-8", "replace")).hexdigest()}}
+    path = os.path.join(folder, f"{CAUSE}.json")
+    _write(path, doc)
+    return path
+
+
+def read_backup(path: str) -> dict[str, Any]:
+    with open(path, encoding="utf-8") as fh:
+        doc = json.load(fh)
+    if doc.get("schema") != BACKUP_SCHEMA or doc.get("cause") != CAUSE or "device" not in doc:
+        raise FixError(f"{path}: not a {CAUSE} device backup")
+    return doc
+
+
+def mark(path: str, state: str, **fields) -> None:
+    doc = read_backup(path)
+    doc.update(state=state, **fields)
+    _write(path, doc)
+
+
+def _write(path: str, doc: dict) -> None:
+    tmp = path + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as fh:
+        json.dump(doc, fh, indent=1)
+    os.replace(tmp, path)
+
+
+def change_backups(backup_dir: str, change_id: str, name: str) -> list[str]:
+    return sorted(glob.glob(os.path.join(backup_dir, change_id, name, f"{CAUSE}.json")))
+
+
+def rollback_plan(name: str, text: str, backup: dict) -> tuple[list[str], list[str]]:
+    """(lines to send, rules left alone). A rule is put back only while it still holds what the change
+    set (its smtp line gone; the esmtp line there if the change added one); one changed since is left
+    to its owner, as rollback.yml does for server settings."""
+    if backup.get("state") not in ROLLBACK_STATES:
+        return [], []
+    cfg = ciscoconf.parse(text)
+    present = {(i.rule, i.protocol) for i in cfg.smtp_inspections()}
+    send: list[str] = []
+    left: list[str] = []
+    restore = backup["device"]["restore"]
+    for rule in backup["device"]["rules"]:
+        added_esmtp = f"no ip inspect name {rule} esmtp" in restore
+        holds = (rule, "smtp") not in present and (not added_esmtp or (rule, "esmtp") in present)
+        mine = [line for line in restore if _rule_of(line) == rule]
+        (send.extend(mine) if holds else left.append(rule))
+    return send, left
+
+
+def _rule_of(line: str) -> str | None:
+    words = line.split()
+    if words[:1] == ["no"]:
+        words = words[1:]
+    return words[3] if words[:3] == ["ip", "inspect", "name"] and len(words) > 3 else None

@@ -1,0 +1,73 @@
+# Copyright: mailflow contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# This file only documents the module; the work is done by plugins/action/firewall_configs.py on the controller.
+
+DOCUMENTATION = r"""
+module: firewall_configs
+short_description: Read Cisco IOS, PIX and ASA configs for SMTP inspection, for the audit
+version_added: 0.2.0
+description:
+  - For each firewall, takes its running config - read from the device by C(cisco.ios.ios_command) (passed in
+    O(reads)) or a saved config file - parses it (IOS CBAC C(ip inspect), PIX C(fixup protocol smtp), ASA
+    C(inspect esmtp) under a policy-map a C(service-policy) applies) and writes its facts to
+    C(<save_dir>/<name>.json) (schema C(mailflow.firewall/1)) for M(mailflow.exchange.audit_fleet).
+  - The facts hold the interfaces, the SMTP inspections with the lines that turn them on and off, and a hash of the
+    config; never the config itself, which carries secrets.
+  - A firewall whose config cannot be read or parsed gets facts that say why; the audit goes on.
+options:
+  firewalls:
+    description: The firewalls (normally C(groups['firewalls'])).
+    type: list
+    elements: str
+    required: true
+  reads:
+    description:
+      - The results of a C(cisco.ios.ios_command) loop over the firewalls whose config comes from the device,
+        C(show running-config) first (C(register) of a loop; each result's C(item) is the firewall).
+    type: list
+    elements: raw
+    default: []
+  save_dir:
+    description: Where to write the facts (normally C(<report_dir>/firewalls)).
+    type: path
+    required: true
+notes:
+  - "Per-firewall inventory variables: C(mailflow_firewall_config_source) (C(device), the default, or C(file)),
+    C(mailflow_firewall_config_dir) (the folder of saved configs, for C(file): C(<name>.cfg), C(.conf), C(.txt),
+    C(<name>-confg) or C(<name>)), C(mailflow_firewall_platform) (C(ios), C(pix) or C(asa); read off the config
+    when not set), C(mailflow_firewall_segments) (C({interface or nameif: [servers behind it]}); without it, the
+    interface whose subnet holds a server's C(ansible_host) address)."
+  - Bad variables fail the task, naming the firewall and the variable, before any config is read.
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: none
+author:
+  - mailflow contributors
+"""
+
+EXAMPLES = r"""
+- name: Read the IOS firewalls' running configs
+  cisco.ios.ios_command:
+    commands: [show running-config]
+  delegate_to: "{{ item }}"
+  loop: "{{ groups['firewalls'] }}"
+  register: running
+  no_log: true   # running configs carry secrets
+
+- name: Their SMTP inspections, for the audit
+  mailflow.exchange.firewall_configs:
+    firewalls: "{{ groups['firewalls'] }}"
+    reads: "{{ running.results }}"
+    save_dir: reports/20261123T101500Z/firewalls
+  no_log: true
+"""
+
+RETURN = r"""
+firewalls:
+  description: Per firewall, its name, platform, config source, error (or null) and the SMTP inspection lines found.
+  type: list
+  elements: dict
+  returned: always
+"""

@@ -1,0 +1,65 @@
+"""The IOS fix's decisions: plan, backup before anything is sent, verify, and a rollback that respects later changes."""
+from __future__ import annotations
+
+import json
+import os
+import stat
+
+import pytest
+
+from ansible_collections.mailflow.exchange.plugins.module_utils import cisco_fix
+from ansible_collections.mailflow.exchange.plugins.module_utils.remediation import FixError
+from tests.unit.test_cisco_detector import IOS, PIX
+
+
+def apply(text: str, lines) -> str:
+    """What IOS does with these global lines: `no X` removes line X, anything else is added."""
+    out = text.splitlines()
+    for line in lines:
+        if line.startswith("no "):
+            out = [x for x in out if not x.startswith(line[3:])]
+        else:
+            out.insert(out.index("!", 3), line)
+    return "\n".join(out) + "\n"
+
+
+def test_plan_touches_only_applied_smtp_rules_and_restores_exactly():
+    p = cisco_fix.plan("FW01", IOS, None, use_esmtp=True)
+    assert p.commands == ("no ip inspect name MAILFW smtp", "ip inspect name MAILFW esmtp")
+    fixed = apply(IOS, p.commands)
+    assert cisco_fix.plan("FW01", fixed, None, True).commands == ()          # a second run sends nothing
+    assert apply(fixed, p.restore).count("ip inspect name MAILFW smtp alert on timeout 300") == 1
+    assert "esmtp" not in apply(fixed, p.restore)
+
+
+def test_plan_errors_name_the_device_and_variable():
+    with pytest.raises(FixError, match="FW01: mailflow_cisco_rules .*NOPE"):
+        cisco_fix.plan("FW01", IOS, ["NOPE"], False)
+    with pytest.raises(FixError, match="PIX01: .* pix, not IOS"):
+        cisco_fix.plan("PIX01", PIX, None, False)
+
+
+def test_diff_shows_the_rule_before_and_after():
+    p = cisco_fix.plan("FW01", IOS, None, True)
+    d = cisco_fix.diff("FW01", IOS, p)
+    assert "ip inspect name MAILFW smtp alert on timeout 300" in d["before"]
+    assert d["after"] == "ip inspect name MAILFW esmtp\n"
+
+
+def test_backup_keeps_the_config_private_and_rollback_respects_later_changes(tmp_path):
+    p = cisco_fix.plan("FW01", IOS, None, True)
+    path = cisco_fix.write_backup(str(tmp_path), "CHG0001", "FW01", IOS, p)
+    cfg = os.path.join(os.path.dirname(path), "running-config.cfg")
+    assert stat.S_IMODE(os.stat(cfg).st_mode) == 0o600 and open(cfg).read() == IOS
+    doc = cisco_fix.read_backup(path)
+    assert doc["state"] == "planned" and doc["device"]["commands"] == list(p.commands)
+    fixed = apply(IOS, p.commands)
+    assert cisco_fix.rollback_plan("FW01", fixed, doc) == ([], [])           # never applied: nothing to undo
+    cisco_fix.mark(path, "verified")
+    doc = cisco_fix.read_backup(path)
+    assert cisco_fix.rollback_plan("FW01", fixed, doc) == (list(p.restore), [])
+    # Someone put smtp back by hand since: left alone, and said so.
+    by_hand = apply(apply(fixed, ["no ip inspect name MAILFW esmtp"]), ["ip inspect name MAILFW smtp"])
+    assert cisco_fix.rollback_plan("FW01", by_hand, doc) == ([], ["MAILFW"])
+    assert cisco_fix.change_backups(str(tmp_path), "CHG0001", "FW01") == [path]
+    assert json.load(open(path))["cause"] == "cisco_smtp_inspection"
