@@ -164,3 +164,16 @@ def test_firewalls_to_fix_names_the_ios_device():
 def test_bad_segments_name_the_firewall():
     with pytest.raises(ValueError, match="FW01: mailflow_firewall_segments"):
         firewalls.check_segments("FW01", ["Fa0/0"])
+
+
+def test_reports_list_the_firewalls_for_the_network_team():
+    from ansible_collections.mailflow.exchange.plugins.module_utils.reports import html, markdown
+    fws = [firewalls.facts_from_config("PIX01", PIX, source="file"),
+           firewalls.failed_facts("FW09", "show running-config failed: auth", "device")]
+    doc = {"schema": audit.SCHEMA, "generated": "2026-11-23T00:00:00Z", "check_mode": True, "causes": [],
+           "hosts": {}, "peers": [], "summary": audit.summarise({}), "firewalls": [audit._firewall(f) for f in fws]}
+    md = markdown._firewalls(doc)
+    assert any("fixup protocol smtp 25" in line and "global" in line for line in md)
+    assert any("not read: show running-config failed: auth" in line for line in md)
+    page = html._firewalls(doc)
+    assert "<code>no fixup protocol smtp 25</code>" in page and "FW09" in page

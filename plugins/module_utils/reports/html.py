@@ -301,6 +301,26 @@ def _host(index: int, name: str, host: dict) -> str:
     return "".join(parts)
 
 
+def _firewalls(doc: dict) -> str:
+    """Each firewall read, its SMTP inspections and the lines that remove them (for the network team)."""
+    if not doc.get("firewalls"):
+        return ""
+    rows = []
+    for fw in doc["firewalls"]:
+        head = f'<td>{e(fw["name"])}</td><td>{e(fw["platform"] or "?")}</td><td>{e(fw["source"])}</td>'
+        if fw["error"]:
+            rows.append(f'<tr>{head}<td colspan="3">not read: {e(fw["error"])}</td></tr>')
+        for i in fw["inspections"]:
+            where = ", ".join(f'{b["interface"]} {b["direction"]}' for b in i["bindings"]) or "not applied"
+            fix = "<br>".join(f"<code>{e(line)}</code>" for line in i["remediation"])
+            rows.append(f'<tr>{head}<td><code>{e(i["line"])}</code></td><td>{e(where)}</td><td>{fix}</td></tr>')
+        if not fw["error"] and not fw["inspections"]:
+            rows.append(f'<tr>{head}<td colspan="3">no SMTP inspection</td></tr>')
+    return ('<section id="firewalls"><h2>Firewalls</h2><table><thead><tr><th>firewall</th><th>platform</th>'
+            '<th>config from</th><th>SMTP inspection</th><th>applied</th><th>to remove it</th></tr></thead>'
+            f'<tbody>{"".join(rows)}</tbody></table></section>')
+
+
 def render(doc: dict) -> str:
     check_schema(doc)
     hosts = "".join(_host(i, name, host) for i, (name, host) in enumerate(doc["hosts"].items(), 1))
@@ -308,7 +328,7 @@ def render(doc: dict) -> str:
             f'<meta http-equiv="Content-Security-Policy" content="{e(CSP)}">'
             '<meta name="viewport" content="width=device-width, initial-scale=1">'
             f'<title>mailflow audit — {e(doc["generated"])}</title><style>{CSS}</style></head>\n<body>'
-            f'{_header(doc)}{_nav(doc)}{_matrix(doc)}{_smtp(doc)}{_causes(doc)}'
+            f'{_header(doc)}{_nav(doc)}{_matrix(doc)}{_smtp(doc)}{_firewalls(doc)}{_causes(doc)}'
             f'<section id="hosts"><h2>Hosts</h2>{hosts}</section>'
             '<footer><p>mailflow.audit/1 — the same data is in audit.json; docs/audit.md describes every field.</p></footer>'
             "</body></html>\n")

@@ -126,11 +126,28 @@ def _pending(doc: dict) -> list[str]:
     return ["## Fixes waiting for a service restart", ""] + _table(["Host", "Cause", "Restart", "Backup"], rows)
 
 
+def _firewalls(doc: dict) -> list[str]:
+    """For the network team: each firewall read, its SMTP inspections, and the lines that remove them."""
+    if not doc.get("firewalls"):
+        return []
+    rows = []
+    for fw in doc["firewalls"]:
+        if fw["error"]:
+            rows.append([esc(fw["name"]), esc(fw["platform"] or "?"), esc(fw["source"]), esc(f"not read: {fw['error']}"), "", ""])
+        for i in fw["inspections"]:
+            where = ", ".join(f"{b['interface']} {b['direction']}" for b in i["bindings"]) or "not applied"
+            rows.append([esc(fw["name"]), esc(fw["platform"]), esc(fw["source"]), code(i["line"]), esc(where),
+                         " / ".join(code(line.strip()) for line in i["remediation"])])
+        if not fw["error"] and not fw["inspections"]:
+            rows.append([esc(fw["name"]), esc(fw["platform"]), esc(fw["source"]), "no SMTP inspection", "", ""])
+    return ["## Firewalls", ""] + _table(["Firewall", "Platform", "Config from", "SMTP inspection", "Applied", "To remove it"], rows)
+
+
 def render(doc: dict) -> str:
     check_schema(doc)
     lines = ["# Exchange 2003 mail-flow audit", "",
              f"Report generated {esc(doc['generated'])} · check mode: {yes_no(doc['check_mode'])} · {esc(counts_line(doc))}", ""]
-    for part in (_present(doc), _pending(doc), _unknown(doc), _symptoms(doc), _peers(doc)):
+    for part in (_present(doc), _pending(doc), _firewalls(doc), _unknown(doc), _symptoms(doc), _peers(doc)):
         if part:
             lines += part + [""]
     lines += ["Every host x cause, with its evidence: audit.html (people), audit.json (scripts).", ""]
