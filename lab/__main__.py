@@ -45,7 +45,8 @@ def _control(state_dir: str, path: str, body: dict | None = None) -> dict:
 
 def cmd_serve(args) -> int:
     from lab.control import serve
-    return serve(_scenario_path(args.scenario), args.state_dir, args.inventory_out, args.load, args.address_block)
+    return serve(_scenario_path(args.scenario), args.state_dir, args.inventory_out, args.load, args.address_block,
+                 user_known_hosts=not args.no_known_hosts)
 
 
 def cmd_up(args) -> int:
@@ -61,6 +62,8 @@ def cmd_up(args) -> int:
         cmd += ["--load", args.load]
     if args.address_block is not None:
         cmd += ["--address-block", str(args.address_block)]
+    if args.no_known_hosts:
+        cmd += ["--no-known-hosts"]
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -135,6 +138,9 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--inventory-out", help="write an Ansible inventory for the lab here")
         p.add_argument("--load", help="start from a state dump instead of the scenario's initial state")
         p.add_argument("--address-block", type=int, help="move the hosts to 127.N.y.z (several labs of one scenario at once)")
+        p.add_argument("--no-known-hosts", action="store_true",
+                       help="do not list the devices' SSH host keys in ~/.ssh/known_hosts while the lab runs "
+                            "(Ansible's libssh then cannot check them)")
         p.add_argument("--state-dir", default=argparse.SUPPRESS)
         p.set_defaults(fn=fn)
     sub.add_parser("status", help="hosts and counters of the running lab").set_defaults(fn=cmd_status)

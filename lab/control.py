@@ -16,14 +16,18 @@ from lab.scenario import dump_state, load_scenario, load_state
 def status(lab_: Lab) -> dict:
     return {
         "hosts": {h.name: {"address": h.address, "fqdn": h.fqdn, "ports": h.ports} for h in lab_.fleet.hosts.values()},
+        "devices": {d["name"]: {"kind": d["kind"], "address": d.get("address"), "ports": d.get("ports")}
+                    for d in lab_.fleet.network.get("devices", [])},
         "counters": lab_.metrics.snapshot(),
+        "device_counters": lab_.metrics.device_snapshot(),
         "faults": {name: f.to_plain() for name, f in lab_.metrics.faults.items()},
     }
 
 
-def serve(scenario: str, state_dir: str, inventory_out: str | None, load: str | None, address_block: int | None = None) -> int:
+def serve(scenario: str, state_dir: str, inventory_out: str | None, load: str | None, address_block: int | None = None,
+          user_known_hosts: bool = True) -> int:
     fleet = load_state(load) if load else load_scenario(scenario, address_block=address_block)
-    lab_ = Lab(fleet, state_dir).start()
+    lab_ = Lab(fleet, state_dir, user_known_hosts=user_known_hosts).start()
     if inventory_out:
         lab_.write_inventory(inventory_out)
     stop = threading.Event()

@@ -1,9 +1,9 @@
-"""The running lab: one process, every host's WinRM and SMTP listeners.
+"""The running lab: one process, every host's WinRM and SMTP listeners, every IOS device's SSH.
 
-Protocol handling (lab.wsman, lab.smtp) stays apart from host state
-(lab.state) the way moto separates responses from backends; this module only
-wires them together and answers the few questions that need both (run a
-command, probe peers, control a service).
+Protocol handling (lab.wsman, lab.smtp, lab.netdev) stays apart from host
+state (lab.state) the way moto separates responses from backends; this
+module only wires them together and answers the few questions that need both
+(run a command, probe peers, control a service).
 """
 from __future__ import annotations
 
@@ -14,6 +14,9 @@ import yaml
 
 from lab import shell
 from lab.ca import LabCA
+from lab.netdev import keys
+from lab.netdev.sshd import SshListener
+from lab.network import serves_ssh
 from lab.runtime import Metrics
 from lab.services import ServiceError, ServiceManager
 from lab.smtp.blackhole import Blackhole
@@ -31,7 +34,9 @@ _WMI_SERVICE_CODES = {1058: 14, 1060: 5, 1051: 3, 1056: 10}
 
 
 class Lab:
-    def __init__(self, fleet: FleetState, workdir: str) -> None:
+    def __init__(self, fleet: FleetState, workdir: str, user_known_hosts: str | bool = True) -> None:
+        """user_known_hosts: where the lab lists its devices' SSH host keys while it runs (lab.netdev.keys says
+        why): True for the running user's ~/.ssh/known_hosts, a path for that file, False for nowhere."""
         self.fleet = fleet
         self.workdir = workdir
         os.makedirs(workdir, exist_ok=True)
@@ -40,7 +45,14 @@ class Lab:
         self.services = ServiceManager(fleet, self.metrics, on_change=self._on_service_change)
         self.winrm: list[WinRMListener] = []
         self.smtp: dict[str, SmtpListener] = {}
+        self.ssh: dict[str, SshListener] = {}
         self.blackhole: Blackhole | None = None
+        self.ssh_dir = os.path.abspath(os.path.join(workdir, "ssh"))
+        self.known_hosts_path = os.path.join(self.ssh_dir, "known_hosts")
+        self.ssh_config_path = os.path.join(self.ssh_dir, "ssh_config")
+        self.firewall_config_dir = os.path.abspath(os.path.join(workdir, "firewall-configs"))
+        self.user_known_hosts: str | None = (
+            keys.user_known_hosts() if user_known_hosts is True else user_known_hosts or None)
 
     # -- lifecycle
     def start(self) -> "Lab":
@@ -57,16 +69,38 @@ class Lab:
                 self.winrm.append(w)
         self.blackhole = Blackhole(BLACKHOLE_ADDRESS, 0)  # any free port: several labs may run at once
         self.blackhole.start()
+        self._start_devices()
         return self
+
+    def _start_devices(self) -> None:
+        """Every device's running config as a saved file; an SSH CLI for each IOS device with an address."""
+        os.makedirs(self.firewall_config_dir, exist_ok=True)
+        known = []
+        for device in self.fleet.network.get("devices", []):
+            with open(os.path.join(self.firewall_config_dir, device["name"] + ".cfg"), "w", encoding="utf-8") as fh:
+                fh.write(device["config"])
+            if not serves_ssh(device):
+                continue
+            key = keys.host_key(os.path.join(self.ssh_dir, device["name"] + ".key"))
+            listener = SshListener(self.fleet, self.metrics, device["name"], key).start()
+            self.ssh[device["name"]] = listener
+            known.append(keys.known_hosts_line(*listener.endpoint, key))
+        self.known_hosts_path, self.ssh_config_path = keys.write_client_files(self.ssh_dir, known)
+        if known and self.user_known_hosts:
+            keys.trust(self.user_known_hosts, known, keys.lab_tag(self.workdir))
 
     def stop(self) -> None:
         for w in self.winrm:
             w.stop()
         for s in self.smtp.values():
             s.stop()
+        for d in self.ssh.values():
+            d.stop()
+        if self.ssh and self.user_known_hosts:
+            keys.untrust(self.user_known_hosts, keys.lab_tag(self.workdir))
         if self.blackhole:
             self.blackhole.stop()
-        self.winrm, self.smtp = [], {}
+        self.winrm, self.smtp, self.ssh = [], {}, {}
 
     def __enter__(self) -> "Lab":
         return self.start()
@@ -143,11 +177,32 @@ class Lab:
                 "mailflow_servers": {"hosts": managed},
                 # Peers we cannot manage (e.g. Exchange 5.5 on Windows 2000, no WinRM): probed, never logged into.
                 "mailflow_unmanaged": {"hosts": unmanaged},
+                "firewalls": {"hosts": {d["name"]: self._firewall_vars(d) for d in self.fleet.network.get("devices", [])},
+                              "vars": {"mailflow_firewall_config_dir": self.firewall_config_dir}},
             },
         }}
+
+    def _firewall_vars(self, device: dict) -> dict[str, Any]:
+        """network_cli over SSH with host key checking ON (the lab's known_hosts) for an IOS device with an
+        address; otherwise the saved config file is all there is to read."""
+        if serves_ssh(device):
+            hv: dict[str, Any] = {
+                "ansible_host": device["address"], "ansible_port": int(device["ports"]["ssh"]),
+                "ansible_connection": "ansible.netcommon.network_cli", "ansible_network_os": "cisco.ios.ios",
+                "ansible_user": device["username"], "ansible_password": device["password"],
+                "ansible_network_cli_ssh_type": "libssh", "ansible_libssh_config_file": self.ssh_config_path,
+                "ansible_host_key_checking": True, "mailflow_firewall_platform": "ios",
+            }
+        else:
+            hv = {"ansible_connection": "local", "ansible_python_interpreter": "{{ ansible_playbook_python }}",
+                  "mailflow_firewall_config_source": "file", "mailflow_firewall_platform": device["kind"]}
+        if device.get("segments"):
+            hv["mailflow_firewall_segments"] = {k: list(v) for k, v in device["segments"].items()}
+        return hv
 
     def write_inventory(self, path: str) -> None:
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
         with open(path, "w", encoding="utf-8") as fh:
-            fh.write("# Written by `python -m lab up`; the lab's own CA makes certificate validation possible.\n")
+            fh.write("# Written by `python -m lab up`; the lab's own CA makes certificate validation possible,\n"
+                     "# and its known_hosts SSH host key checking.\n")
             yaml.safe_dump(self.inventory(), fh, sort_keys=False)

@@ -23,6 +23,9 @@ def run_demo(scenario: str, state_dir: str) -> int:
         lab_.write_inventory(inventory)
         for h in fleet.hosts.values():
             print(f"   {h.name:<10} {h.address:<14} {h.fqdn}")
+        for d in fleet.network.get("devices", []):
+            where = f"{d['address']}:{d['ports']['ssh']}" if d.get("address") else "(config only)"
+            print(f"   {d['name']:<10} {where:<14} {d['kind']} network device")
         print(f"== ansible-playbook {os.path.relpath(PLAYBOOK, ROOT)} --check (WinRM over HTTPS, certificate validation on)")
         env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"), ANSIBLE_FORCE_COLOR="0")
         ansible_playbook = shutil.which("ansible-playbook", path=os.path.dirname(sys.executable)) or "ansible-playbook"

@@ -36,6 +36,19 @@ class HostCounters:
 
 
 @dataclass
+class DeviceCounters:
+    """A network device's SSH side: logins, refused passwords, CLI lines, lines typed in config mode."""
+
+    ssh_logins: int = 0
+    ssh_auth_failures: int = 0
+    cli_commands: int = 0
+    config_commands: int = 0
+
+    def to_plain(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
 class HostFaults:
     """Set per host through the lab API or CLI; all off by default."""
 
@@ -57,10 +70,20 @@ class Metrics:
         self._lock = threading.Lock()
         self.counters: dict[str, HostCounters] = {}
         self.faults: dict[str, HostFaults] = {}
+        self.devices: dict[str, DeviceCounters] = {}  # network devices, apart from hosts
 
     def host(self, name: str) -> HostCounters:
         with self._lock:
             return self.counters.setdefault(name, HostCounters())
+
+    def device(self, name: str) -> DeviceCounters:
+        with self._lock:
+            return self.devices.setdefault(name, DeviceCounters())
+
+    def bump_device(self, name: str, attr: str, n: int = 1) -> None:
+        with self._lock:
+            c = self.devices.setdefault(name, DeviceCounters())
+            setattr(c, attr, getattr(c, attr) + n)
 
     def fault(self, name: str) -> HostFaults:
         with self._lock:
@@ -89,7 +112,12 @@ class Metrics:
     def reset(self) -> None:
         with self._lock:
             self.counters.clear()
+            self.devices.clear()
 
     def snapshot(self) -> dict:
         with self._lock:
             return {name: c.to_plain() for name, c in self.counters.items()}
+
+    def device_snapshot(self) -> dict:
+        with self._lock:
+            return {name: c.to_plain() for name, c in self.devices.items()}

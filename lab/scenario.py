@@ -24,6 +24,7 @@ from typing import Any
 import yaml
 
 from lab import firewall, metabase
+from lab import network as lab_network
 from lab.scenario_schema import ScenarioError, error_lines, raise_if_any, read_yaml, validate, validate_document
 from lab.state import ActiveDirectory, FleetState, Filesystem, HostState, Registry, Service, normalize_key
 
@@ -156,7 +157,8 @@ def _resolve_times(host: dict, now: datetime) -> None:
 def load_scenario(path: Path | str, now: datetime | None = None, template_dir: Path | str = TEMPLATE_DIR,
                   address_block: int | None = None) -> FleetState:
     """Read, validate and build a scenario file. Relative times resolve against now (default: current UTC).
-    address_block N moves every host from 127.x.y.z to 127.N.y.z, so several labs of one scenario can run at once."""
+    address_block N moves every host and device from 127.x.y.z to 127.N.y.z, so several labs of one scenario
+    can run at once."""
     data = read_yaml(path)
     if address_block is not None:
         data = relocate(data, address_block)
@@ -167,9 +169,10 @@ def relocate(data: Any, block: int) -> Any:
     if not 1 <= int(block) <= 254:
         raise ScenarioError(f"address block {block}: must be 1 to 254 (127.<block>.y.z)")
     data = copy.deepcopy(data)
-    for host in (data.get("hosts") or {}).values():
-        if isinstance(host, dict) and isinstance(host.get("address"), str):
-            host["address"] = re.sub(r"^127\.\d+\.", f"127.{int(block)}.", host["address"])
+    network = data.get("network") if isinstance(data.get("network"), dict) else {}
+    for item in [*(data.get("hosts") or {}).values(), *(network.get("devices") or [])]:
+        if isinstance(item, dict) and isinstance(item.get("address"), str):
+            item["address"] = re.sub(r"^127\.\d+\.", f"127.{int(block)}.", item["address"])
     return data
 
 
@@ -199,10 +202,7 @@ def load_scenario_data(
         ad.put(dn, _clean_attrs(attrs))
     for name, spec in merged.items():
         _add_host_ad(ad, name, spec.get("ad") or {}, organization, f"{source}: host {name}")
-    network = copy.deepcopy(data.get("network") or {})
-    network.setdefault("blocked", [])
-    network.setdefault("devices", [])
-    return FleetState(hosts=hosts, ad=ad, network=network)
+    return FleetState(hosts=hosts, ad=ad, network=lab_network.build(data.get("network") or {}))
 
 
 def _dns_domain(organization: dict | None) -> str | None:
@@ -241,15 +241,7 @@ def _check_fleet(hosts: dict[str, dict], network: dict, organization: dict | Non
         if host.get("ad") and organization is None:
             problems.append(f"host {name}: ad: needs a top-level organization to place its objects")
         problems += _start_mode_mismatches(name, host)
-    pairs = [("network.blocked", i, pair) for i, pair in enumerate(network.get("blocked", []))]
-    for d, device in enumerate(network.get("devices", [])):
-        pairs += [(f"network.devices[{d}].paths", i, pair) for i, pair in enumerate(device["paths"])]
-    for where, i, pair in pairs:
-        for end in pair:
-            if end.lower() not in by_lower:
-                problems.append(f"{where}[{i}]: unknown host {end!r}")
-        if pair[0].lower() == pair[1].lower():
-            problems.append(f"{where}[{i}]: a pair needs two different hosts")
+    problems += lab_network.check(network, by_lower, {a: f"host {n}" for a, n in addresses.items()})
     if problems:
         raise ScenarioError("\n".join(f"{source}: {p}" for p in problems))
 

@@ -312,7 +312,9 @@ class ActiveDirectory:
 class FleetState:
     hosts: dict[str, HostState]
     ad: ActiveDirectory
-    network: dict  # blocked: [[a, b]], devices: [{name, kind, config, paths: [[a, b]]}]
+    # blocked: [[a, b]]; devices: [{name, kind, config, startup_config, paths: [[a, b]], segments?, address?,
+    # ports?, username?, password?}] (lab.network fills paths from segments; lab.netdev edits config)
+    network: dict
     lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
 
     def host(self, name: str) -> HostState:

@@ -19,12 +19,12 @@ _BLOCKS = (101 + _WORKER * 77 + (os.getpid() % 7 * 11 + n) % 77 for n in itertoo
 
 
 def relocate(data: dict) -> dict:
-    """The same scenario on a fresh 127.<n>.x.y block."""
+    """The same scenario on a fresh 127.<n>.x.y block (hosts and network devices)."""
     data = copy.deepcopy(data)
     block = next(_BLOCKS)
-    for host in data["hosts"].values():
-        if "address" in host:
-            host["address"] = re.sub(r"^127\.\d+\.", f"127.{block}.", host["address"])
+    for item in [*data["hosts"].values(), *((data.get("network") or {}).get("devices") or [])]:
+        if "address" in item:
+            item["address"] = re.sub(r"^127\.\d+\.", f"127.{block}.", item["address"])
     return data
 
 

@@ -18,6 +18,7 @@ from datetime import datetime, timezone
 
 from lab import firewall
 from lab.metabase import MetabaseCorrupt, parse
+from lab.network import segment_of
 from lab.smtp.inspection import SMTP_PORT, inspects_smtp
 from lab.state import EXCHANGE_SETUP_KEY, FleetState, HostState
 
@@ -193,6 +194,7 @@ def session_profile(fleet: FleetState, host: HostState, client_ip: str) -> Sessi
     return SessionProfile(
         fqdn=host.fqdn,
         greylist_delay=_greylist_delay(host),
-        inspected_by=tuple(dev.get("name", "?") for dev in devices if inspects_smtp(dev)),
+        inspected_by=tuple(dev.get("name", "?") for dev in devices
+                           if inspects_smtp(dev, segment_of(dev, client.name), segment_of(dev, host.name))),
         **software,
     )

@@ -19,7 +19,7 @@ ANSIBLE_PLAYBOOK = os.path.join(os.path.dirname(sys.executable), "ansible-playbo
 
 # What the demo scenario seeds (its header comment), as the audit must find it: host -> present causes.
 DEMO_PRESENT = {
-    "EXCH01": set(),
+    "EXCH01": {"cisco_smtp_inspection"},  # its inbound from EXCH05 crosses FW01 (CBAC MAILFW smtp)
     "EXCH02": set(),
     "EXCH03": {"sav_internet_email_autoprotect", "av_scans_iis_folders", "port25_blocked"},
     "EXCH04": {"smsmse_heuristics", "smarthost_misconfigured", "cisco_smtp_inspection"},

@@ -131,6 +131,24 @@ def test_demo_network(demo):
     assert demo.is_blocked("EXCH05", "EXCH08")
     (pix,) = demo.devices_on_path("EXCH04", "EXCH08")
     assert pix["kind"] == "pix" and "\nfixup protocol smtp 25\n" in pix["config"]
+    assert pix["paths"] == [["EXCH08", "EXCH04"]] and "address" not in pix  # from its segments; config only
+    (fw,) = demo.devices_on_path("EXCH01", "EXCH05")
+    assert (fw["name"], fw["kind"], fw["address"], fw["ports"], fw["username"]) == (
+        "FW01", "ios", "127.0.10.21", {"ssh": 22}, "netadmin")
+    assert fw["startup_config"] == fw["config"] and "\nip inspect name MAILFW smtp\n" in fw["config"]
+    assert [d["name"] for d in demo.network["devices"]] == ["PIX01", "FW01"]
+
+
+def test_segments_put_a_device_between_every_two_hosts_behind_different_interfaces(demo_data):
+    data = copy.deepcopy(demo_data)
+    data["network"] = {"devices": [{"name": "R1", "kind": "ios", "config": "hostname R1\n",
+                                    "segments": {"Fa0/0": ["EXCH01", "EXCH02"], "Fa0/1": ["EXCH03"], "Fa0/2": []},
+                                    "startup_config": "hostname OLD\n"}]}
+    (r1,) = load_scenario_data(data, "<segments>", now=NOW).network["devices"]
+    assert r1["paths"] == [["EXCH01", "EXCH03"], ["EXCH02", "EXCH03"]]
+    assert r1["startup_config"] == "hostname OLD\n" and "ports" not in r1
+    data["network"]["devices"][0]["paths"] = [["EXCH04", "EXCH05"]]  # given paths win
+    assert load_scenario_data(data, "<paths>", now=NOW).network["devices"][0]["paths"] == [["EXCH04", "EXCH05"]]
 
 
 def test_demo_symptoms_are_raw_evidence(demo):
@@ -201,8 +219,18 @@ def test_error_names_file_host_and_registry_field(demo_data):
     (lambda d: d["hosts"]["EXCH02"].update(address="127.0.10.11"),
      r"host EXCH02: address: 127\.0\.10\.11 is already used by host EXCH01"),
     (lambda d: d["network"]["blocked"].append(["EXCH01", "EXCH99"]), r"network\.blocked\[1\]: unknown host 'EXCH99'"),
-    (lambda d: d["network"]["devices"][0]["paths"].append(["EXCH01", "NOPE"]),
-     r"network\.devices\[0\]\.paths\[1\]: unknown host 'NOPE'"),
+    (lambda d: d["network"]["devices"][0].update(paths=[["EXCH01", "NOPE"]]),
+     r"network\.devices\[0\]\.paths\[0\]: unknown host 'NOPE'"),
+    (lambda d: d["network"]["devices"][0]["segments"]["inside"].append("NOPE"),
+     r"network\.devices\[0\]\.segments\['inside'\]: unknown host 'NOPE'"),
+    (lambda d: d["network"]["devices"][0]["segments"]["inside"].append("EXCH08"),
+     r"network\.devices\[0\]\.segments\['inside'\]: host 'EXCH08' is also behind 'outside'"),
+    (lambda d: d["network"]["devices"][1].update(address="127.0.10.11"),
+     r"network\.devices\[1\]\.address: 127\.0\.10\.11 is already used by host EXCH01"),
+    (lambda d: d["network"]["devices"][1].pop("password"), r"network\.devices\[1\]: 'password' is a dependency of 'address'"),
+    (lambda d: d["network"]["devices"][1].update(name="exch05"), r"network\.devices\[1\]\.name: 'exch05' is already the name of host EXCH05"),
+    (lambda d: d["network"]["devices"][1].update(ports={"ssh": 0}), r"network\.devices\[1\]\.ports\.ssh: 0 is less than"),
+    (lambda d: d["network"]["devices"][0].pop("segments"), r"network\.devices\[0\]: .* is not valid under any of the given schemas"),
     (lambda d: d["hosts"]["EXCH02"].update(base=["exchange2007"]),
      r"host EXCH02: base: unknown template 'exchange2007'"),
     (lambda d: d["hosts"]["EXCH03"]["events"][0].update(time="yesterday"),
@@ -314,6 +342,7 @@ def test_no_cause_labels_in_scenarios(source):
 def test_an_address_block_moves_every_host_so_two_labs_of_one_scenario_can_run_at_once():
     moved = load_scenario(DEMO_SCENARIO, now=NOW, address_block=33)
     assert all(h.address.startswith("127.33.") for h in moved.hosts.values())
+    assert [d.get("address") for d in moved.network["devices"]] == [None, "127.33.10.21"]
     assert {h.address.split(".", 2)[2] for h in moved.hosts.values()} == \
         {h.address.split(".", 2)[2] for h in load_scenario(DEMO_SCENARIO, now=NOW).hosts.values()}
     with pytest.raises(ScenarioError, match="address block 0"):

@@ -287,6 +287,20 @@ def test_ios_cbac_smtp_on_path_masks_the_banner(lab):
     assert probe(fleet, "BRANCH", "EXCH01")["ehlo"] == "500 5.5.1 Command unrecognized"
 
 
+def test_ios_cbac_applies_in_the_direction_its_interface_says(lab):
+    exch, branch = make_host("EXCH01"), make_host("BRANCH")
+    router = {"name": "rtr1", "kind": "ios", "paths": [["BRANCH", "EXCH01"]],
+              "segments": {"Ethernet0": ["BRANCH"], "Ethernet1": ["EXCH01"]},
+              "config": "ip inspect name fw smtp\n!\ninterface Ethernet0\n ip inspect fw in\n"}
+    fleet = make_fleet(exch, branch, devices=[router])
+    lab(fleet)
+    assert probe(fleet, "BRANCH", "EXCH01")["ehlo"] == "500 5.5.1 Command unrecognized"  # enters by Ethernet0
+    assert probe(fleet, "EXCH01", "BRANCH")["ehlo"].startswith("250-branch.corp.example Hello")
+    router["config"] = router["config"].replace(" ip inspect fw in", " ip inspect fw out")  # now leaving to BRANCH
+    assert probe(fleet, "EXCH01", "BRANCH")["ehlo"] == "500 5.5.1 Command unrecognized"
+    assert probe(fleet, "BRANCH", "EXCH01")["ehlo"].startswith("250-exch01.corp.example Hello")
+
+
 # -- transactions
 
 

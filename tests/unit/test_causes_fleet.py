@@ -50,7 +50,7 @@ def test_ehlo_verbs():
 def test_demo_banner_cisco_port25_unavailable(demo_fleet):
     fleet = demo_fleet()
     assert {h for h, s in statuses(smtp_banner_missing, fleet).items() if s == "present"} == {"EXCH06"}
-    assert {h for h, s in statuses(cisco_smtp_inspection, fleet).items() if s == "present"} == {"EXCH04", "EXCH08"}
+    assert {h for h, s in statuses(cisco_smtp_inspection, fleet).items() if s == "present"} == {"EXCH01", "EXCH04", "EXCH08"}
     assert {h for h, s in statuses(port25_blocked, fleet).items() if s == "present"} == {"EXCH03", "EXCH05", "EXCH08"}
     assert {h for h, s in statuses(peer_smtp_unavailable, fleet).items() if s == "present"} == {"EXCH07"}
     p25 = by_host(port25_blocked, fleet)

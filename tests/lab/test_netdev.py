@@ -1,0 +1,377 @@
+"""The lab's IOS device (FW01 in the demo): its CLI as a state machine, its SSH server, and cisco.ios over it.
+
+The CLI is checked against what cisco.ios itself parses (its cliconf's
+get_device_info, its terminal plugin's error patterns), the SSH server with
+paramiko as a client, and the whole with ansible-playbook over network_cli
+and libssh, host key checking on.
+"""
+from __future__ import annotations
+
+import copy
+import os
+import re
+import subprocess
+import sys
+import time
+
+import paramiko
+import pytest
+import yaml
+
+from ansible_collections.cisco.ios.plugins.cliconf.ios import Cliconf
+from ansible_collections.cisco.ios.plugins.terminal.ios import TerminalModule
+from lab.core import Lab
+from lab.netdev import keys
+from lab.netdev.ios import IosCli
+from lab.scenario import dump_state, load_scenario_data, load_state
+from lab.smtp.inspection import inspects_smtp
+from tests.conftest import ROOT, demo_data, relocate
+
+ANSIBLE_PLAYBOOK = os.path.join(os.path.dirname(sys.executable), "ansible-playbook")
+
+
+def fw01() -> dict:
+    """The demo's FW01 as the running lab keeps it."""
+    data = demo_data()
+    data["hosts"] = {n: data["hosts"][n] for n in ("EXCH01", "EXCH05")}
+    data["network"] = {"devices": [d for d in data["network"]["devices"] if d["name"] == "FW01"]}
+    return load_scenario_data(data, "<fw01>").network["devices"][0]
+
+
+def is_error(text: str) -> bool:
+    """What cisco.ios's terminal plugin treats as a failed command."""
+    return any(regex.search(text.encode()) for regex in TerminalModule.terminal_stderr_re)
+
+
+def session(device: dict | None = None) -> tuple[IosCli, dict]:
+    device = device or fw01()
+    return IosCli(device, user="netadmin"), device
+
+
+def type_lines(cli: IosCli, *lines: str) -> list[str]:
+    return [cli.handle(line) for line in lines]
+
+
+# -- the command line
+
+
+def test_a_login_lands_at_privilege_15_and_each_mode_has_its_prompt():
+    cli, _ = session()
+    assert cli.login_text().endswith("\r\nFW01#")
+    prompts = []
+    for line in ("enable", "configure terminal", "interface FastEthernet0/1", "exit", "int fa0/0", "end",
+                 "show privilege"):
+        out = cli.handle(line)
+        prompts.append(out.rsplit("\r\n", 1)[-1])
+    assert prompts == ["FW01#", "FW01(config)#", "FW01(config-if)#", "FW01(config)#", "FW01(config-if)#", "FW01#",
+                       "FW01#"]
+    assert "Current privilege level is 15" in out
+    assert all(TerminalModule.terminal_stdout_re[0].search(p.encode()) for p in prompts)
+    assert re.match(TerminalModule.terminal_config_prompt, "FW01(config-if)#")
+
+
+def test_disable_drops_to_user_level_and_enable_asks_for_the_password():
+    cli, device = session()
+    assert cli.handle("disable").endswith("\r\nFW01>")
+    assert is_error(cli.handle("show running-config")) and is_error(cli.handle("configure terminal"))
+    assert cli.handle("enable") == "\r\nPassword: " and not cli.echo
+    assert cli.handle("cisco") == "\r\n% Bad secrets\r\nFW01>" and is_error("% Bad secrets")
+    cli.handle("enable")
+    assert cli.handle(device["password"]) == "\r\nFW01#" and cli.echo
+    assert "Current privilege level is 15" in cli.handle("show privilege")
+
+
+def test_show_version_is_what_cisco_ios_get_device_info_parses():
+    cli, _ = session()
+    cliconf = Cliconf.__new__(Cliconf)  # its parsing only: no connection behind it
+    cliconf._device_info = {}
+    cliconf._update_cli_prompt_context = lambda **kw: None
+
+    def get(command=None, **kw):
+        out = cli.run_exec(command)
+        if is_error(out):
+            raise ConnectionError(out)
+        return out
+    cliconf.get = get
+    assert cliconf.get_device_info() == {
+        "network_os": "ios", "network_os_version": "12.4(24)T8", "network_os_model": "2811",
+        "network_os_hostname": "FW01", "network_os_image": "flash:c2800nm-advipservicesk9-mz.124-24.T8.bin",
+        "network_os_type": "L3",  # `show vlan` is not a router command
+    }
+
+
+def test_invalid_input_puts_the_caret_under_the_bad_word():
+    cli, _ = session()
+    out = cli.handle("show vlan")
+    assert out == "\r\n          ^\r\n% Invalid input detected at '^' marker.\r\n\r\nFW01#"
+    assert len("FW01#show ") == out.split("\r\n")[1].index("^")
+    assert is_error(out) and is_error(cli.handle("frobnicate"))
+    cli.handle("configure terminal")
+    assert is_error(cli.handle("show running-config"))  # exec commands need `do` in config mode
+    assert not is_error(cli.handle("do show running-config | include hostname"))
+
+
+def test_show_running_config_and_the_filters_cisco_ios_uses():
+    cli, device = session()
+    full = cli.run_exec("show running-config")
+    assert full.startswith("Building configuration...\r\n\r\nCurrent configuration : ")
+    assert full.endswith("\r\nscheduler allocate 20000 1000\r\nend")
+    assert cli.run_exec("show running-config | include ^ip inspect name MAILFW").split("\r\n") == [
+        "ip inspect name MAILFW smtp", "ip inspect name MAILFW tcp", "ip inspect name MAILFW udp"]
+    section = cli.run_exec("show running-config | section ^interface").split("\r\n")
+    assert section[0] == "interface FastEthernet0/0" and " ip inspect MAILFW in" in section and "!" not in section
+    assert cli.run_exec("show run | begin ^line").split("\r\n")[0] == "line con 0"
+    assert "access-list" not in cli.run_exec("sh run | exclude access-list")
+    assert cli.run_exec("show startup-config").startswith("Using ")
+    assert not is_error(full)  # nothing in a config may look like an error to the terminal plugin
+
+
+def test_smtp_and_esmtp_cannot_share_a_rule():
+    cli, device = session()
+    before = device["config"]
+    cli.handle("configure terminal")
+    refused = cli.handle("ip inspect name MAILFW esmtp")
+    assert refused.startswith("\r\n%Error: esmtp inspection cannot be configured together with smtp") and is_error(refused)
+    assert device["config"] == before
+    type_lines(cli, "no ip inspect name MAILFW smtp", "ip inspect name MAILFW esmtp")
+    assert "ip inspect name MAILFW esmtp" in device["config"] and "MAILFW smtp" not in device["config"]
+    assert is_error(cli.handle("ip inspect name MAILFW smtp timeout 3600"))
+    assert is_error(cli.handle("ip inspect name MAILFW smtpx"))  # not a protocol: % Invalid input
+
+
+def test_no_of_a_line_that_is_not_there_is_accepted_silently():
+    cli, device = session()
+    before = device["config"]
+    outs = type_lines(cli, "configure terminal", "no ip inspect name NOPE smtp", "no ip inspect name LEGACY esmtp",
+                      "no access-list 199", "interface FastEthernet0/1", "no ip inspect MAILFW in", "end")
+    assert outs[1:] == ["\r\nFW01(config)#", "\r\nFW01(config)#", "\r\nFW01(config)#", "\r\nFW01(config-if)#",
+                        "\r\nFW01(config-if)#", "\r\nFW01#"]
+    assert device["config"] == before
+
+
+def test_interface_lines_one_inspection_per_direction_and_fall_through_to_global():
+    cli, device = session()
+    type_lines(cli, "conf t", "interface FastEthernet0/0", "ip inspect LEGACY in", "description Branch LAN",
+               "ip inspect name AUDIT http")  # a global line typed in interface mode: IOS leaves the interface
+    assert cli.prompt == "FW01(config)#"
+    text = device["config"]
+    block = text.split("interface FastEthernet0/0\n")[1].split("!\n")[0]
+    assert block.splitlines() == [" description Branch LAN", " ip address 10.20.5.1 255.255.255.0",
+                                  " ip access-group 101 in", " ip inspect LEGACY in", " ip virtual-reassembly",
+                                  " duplex auto", " speed auto"]
+    assert "ip inspect name LEGACY ftp\nip inspect name AUDIT http\n!\n" in text  # with the other rules
+    assert is_error(cli.handle("interface FastEthernet0/7"))  # no such port on a 2811
+    type_lines(cli, "interface Loopback0", "ip address 10.255.0.1 255.255.255.255", "end")
+    assert "!\ninterface Loopback0\n ip address 10.255.0.1 255.255.255.255\n!\nip forward-protocol nd" in device["config"]
+
+
+def test_removing_a_rule_keeps_the_config_in_ios_order():
+    cli, device = session()
+    type_lines(cli, "configure terminal", "no ip inspect name LEGACY", "no ip inspect name MAILFW",
+               "access-list 102 permit tcp any any established", "end")
+    text = device["config"]
+    assert "ip domain name corp.example\n!\nmultilink bundle-name authenticated\n" in text  # one separator left
+    assert "access-list 102 deny   ip any any log\naccess-list 102 permit tcp any any established\n!\n" in text
+    assert text.endswith("scheduler allocate 20000 1000\nend\n")
+    assert re.search(r"^! Last configuration change at .* by netadmin$", text, re.M)
+
+
+def test_write_memory_and_copy_running_config_save_to_startup():
+    cli, device = session()
+    type_lines(cli, "configure terminal", "no ip inspect name MAILFW smtp", "end")
+    assert "MAILFW smtp" in device["startup_config"] and "MAILFW smtp" not in device["config"]
+    assert cli.handle("copy running-config startup-config") == "\r\nDestination filename [startup-config]? "
+    assert cli.handle("") == "\r\nBuilding configuration...\r\n[OK]\r\nFW01#"
+    assert device["startup_config"] == device["config"]
+    type_lines(cli, "conf t", "hostname EDGE01", "end")
+    assert cli.prompt == "EDGE01#" and "hostname FW01" in device["startup_config"]
+    assert cli.handle("write memory").endswith("[OK]\r\nEDGE01#") and "hostname EDGE01" in device["startup_config"]
+
+
+def test_the_smtp_side_reads_the_rewritten_config_per_direction():
+    cli, device = session()
+    branch, office = "FastEthernet0/0", "FastEthernet0/1"  # EXCH05's side, EXCH01's side
+    assert inspects_smtp(device, branch, office) and not inspects_smtp(device, office, branch)
+    type_lines(cli, "configure terminal", "no ip inspect name MAILFW smtp")
+    assert not inspects_smtp(device, branch, office)
+    type_lines(cli, "interface Fa0/1", "ip inspect LEGACY out")  # leaving towards EXCH01: EXCH05 -> EXCH01 again
+    assert inspects_smtp(device, branch, office) and not inspects_smtp(device, office, branch)
+
+
+def test_a_state_dump_keeps_what_the_cli_changed(tmp_path):
+    data = demo_data()
+    fleet = load_scenario_data(data, "<demo>")
+    device = next(d for d in fleet.network["devices"] if d["name"] == "FW01")
+    type_lines(IosCli(device, lock=fleet.lock), "conf t", "no ip inspect name MAILFW smtp", "end")
+    dump_state(fleet, tmp_path / "state.json")
+    again = next(d for d in load_state(tmp_path / "state.json").network["devices"] if d["name"] == "FW01")
+    assert again["config"] == device["config"] and "MAILFW smtp" not in again["config"]
+    assert "MAILFW smtp" in again["startup_config"]  # not saved: a reload would bring it back
+
+
+# -- the SSH server
+
+
+@pytest.fixture
+def router_lab(lab_factory):
+    """EXCH01 and EXCH05 with FW01 between them (the demo's, on a fresh address block)."""
+    data = demo_data()
+    data["hosts"] = {n: data["hosts"][n] for n in ("EXCH01", "EXCH05")}
+    data["network"] = {"devices": [d for d in data["network"]["devices"] if d["name"] == "FW01"]}
+    return lab_factory(data)
+
+
+def ssh(lab, password: str = "Lab-Cisco1!") -> paramiko.SSHClient:
+    address, port = lab.ssh["FW01"].endpoint
+    client = paramiko.SSHClient()
+    client.load_host_keys(lab.known_hosts_path)  # the lab's known_hosts, checked: RejectPolicy by default
+    client.connect(address, port, "netadmin", password, look_for_keys=False, allow_agent=False, timeout=5)
+    return client
+
+
+def read_until(channel, suffix: bytes, timeout: float = 5) -> bytes:
+    data, deadline = b"", time.monotonic() + timeout
+    while not data.endswith(suffix) and time.monotonic() < deadline:
+        if channel.recv_ready():
+            data += channel.recv(65536)
+        else:
+            time.sleep(0.01)
+    return data
+
+
+def test_ssh_shell_echoes_and_prompts_like_a_router(router_lab):
+    with ssh(router_lab) as client:
+        assert client.get_transport().remote_version == "SSH-2.0-Cisco-1.25"
+        shell = client.invoke_shell()
+        assert read_until(shell, b"FW01#") == b"\r\n\r\nFW01#"
+        shell.send(b"terminal length 0\rshow run | include ^hostname\r")  # two commands in one write, as CR-ended lines
+        assert read_until(shell, b"hostname FW01\r\nFW01#") == (
+            b"terminal length 0\r\nFW01#show run | include ^hostname\r\nhostname FW01\r\nFW01#")
+        shell.send(b"conf t\r\nno ip inspect name MAILFW smtp\r\nend\r\n")  # CRLF is one line end, not two
+        out = read_until(shell, b"end\r\nFW01#")
+        assert out.count(b"FW01(config)#") == 2 and b"Invalid" not in out
+        _, stdout, _ = client.exec_command("show running-config | include MAILFW smtp")
+        assert stdout.read() == b"\r\n" and stdout.channel.recv_exit_status() == 0
+    counters = router_lab.metrics.device("FW01")
+    assert (counters.ssh_logins, counters.config_commands, counters.cli_commands) == (1, 1, 6)
+    assert "ip inspect name MAILFW smtp" not in router_lab.fleet.network["devices"][0]["config"]
+
+
+def test_the_enable_password_is_not_echoed(router_lab):
+    with ssh(router_lab) as client:
+        shell = client.invoke_shell()
+        read_until(shell, b"FW01#")
+        shell.send(b"disable\renable\r")
+        assert read_until(shell, b"Password: ").endswith(b"FW01>enable\r\nPassword: ")
+        shell.send(b"Lab-Cisco1!\r")
+        assert read_until(shell, b"FW01#") == b"\r\nFW01#"
+
+
+def test_a_wrong_password_is_refused(router_lab):
+    with pytest.raises(paramiko.AuthenticationException):
+        ssh(router_lab, password="cisco")
+    assert router_lab.metrics.device("FW01").ssh_auth_failures == 1
+
+
+def test_host_key_files_inventory_and_saved_configs(tmp_path):
+    data = relocate(demo_data())
+    known = tmp_path / "user_known_hosts"
+    known.write_text("10.1.1.1 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIKeep\n")
+    lab = Lab(load_scenario_data(data, "<demo>"), str(tmp_path / "lab"), user_known_hosts=str(known)).start()
+    try:
+        address, port = lab.ssh["FW01"].endpoint
+        key_line = f"{address} ssh-ed25519 {paramiko.Ed25519Key(filename=str(tmp_path / 'lab/ssh/FW01.key')).get_base64()}"
+        assert open(lab.known_hosts_path).read() == key_line + "\n" and port == 22
+        assert open(lab.ssh_config_path).read().endswith(
+            f"Host *\n  UserKnownHostsFile {lab.known_hosts_path}\n  StrictHostKeyChecking yes\n")
+        assert known.read_text() == "10.1.1.1 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIKeep\n" \
+            f"{key_line} {keys.lab_tag(lab.workdir)}\n"
+        firewalls = lab.inventory()["all"]["children"]["firewalls"]
+        assert firewalls["vars"] == {"mailflow_firewall_config_dir": str(tmp_path / "lab/firewall-configs")}
+        assert firewalls["hosts"]["FW01"] == {
+            "ansible_host": address, "ansible_port": 22, "ansible_connection": "ansible.netcommon.network_cli",
+            "ansible_network_os": "cisco.ios.ios", "ansible_user": "netadmin", "ansible_password": "Lab-Cisco1!",
+            "ansible_network_cli_ssh_type": "libssh", "ansible_libssh_config_file": lab.ssh_config_path,
+            "ansible_host_key_checking": True, "mailflow_firewall_platform": "ios",
+            "mailflow_firewall_segments": {"FastEthernet0/0": ["EXCH05"], "FastEthernet0/1": ["EXCH01"]}}
+        assert firewalls["hosts"]["PIX01"] == {
+            "ansible_connection": "local", "ansible_python_interpreter": "{{ ansible_playbook_python }}",
+            "mailflow_firewall_config_source": "file", "mailflow_firewall_platform": "pix",
+            "mailflow_firewall_segments": {"outside": ["EXCH08"], "inside": ["EXCH04"]}}
+        for device in lab.fleet.network["devices"]:
+            assert (tmp_path / "lab/firewall-configs" / f"{device['name']}.cfg").read_text() == device["config"]
+    finally:
+        lab.stop()
+    assert known.read_text() == "10.1.1.1 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIKeep\n"  # the lab's lines go with it
+    again = Lab(load_scenario_data(data, "<demo>"), str(tmp_path / "lab"), user_known_hosts=False).start()
+    try:
+        assert open(again.known_hosts_path).read() == key_line + "\n"  # same workdir, same host key
+    finally:
+        again.stop()
+
+
+# -- Ansible: cisco.ios over network_cli and libssh
+
+
+def ansible(lab, tmp_path, play: list[dict]) -> tuple[subprocess.CompletedProcess, dict]:
+    """ansible-playbook over the lab's inventory; the process and FW01's recap counts."""
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    (tmp_path / "hosts.yml").write_text(yaml.safe_dump(lab.inventory()))
+    (tmp_path / "play.yml").write_text(yaml.safe_dump(play, sort_keys=False))
+    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"), ANSIBLE_NOCOLOR="1",
+               # network_cli's connection daemon: its own socket directory, short timeouts
+               ANSIBLE_PERSISTENT_CONTROL_PATH_DIR=str(tmp_path / "pc"), ANSIBLE_PERSISTENT_CONNECT_TIMEOUT="10",
+               ANSIBLE_PERSISTENT_COMMAND_TIMEOUT="10")
+    proc = subprocess.run([ANSIBLE_PLAYBOOK, "-i", str(tmp_path / "hosts.yml"), str(tmp_path / "play.yml")],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    m = re.search(r"^FW01\s+: ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)\s+skipped=(\d+)",
+                  proc.stdout, re.M)
+    recap = dict(zip(("ok", "changed", "unreachable", "failed", "skipped"), map(int, m.groups()))) if m else {}
+    # ansible-playbook closes network_cli's connection daemon as it ends: no socket (and no process) is left.
+    assert not (tmp_path / "pc").exists() or not list((tmp_path / "pc").iterdir())
+    return proc, recap
+
+
+# What a network team's playbook does to take SMTP out of CBAC rule MAILFW. ios_config compares
+# lines with the running config, so a `no` line is always "missing" and always sent: the `when`
+# is what makes the second run change nothing.
+REMOVE_SMTP_INSPECTION = [{"hosts": "FW01", "gather_facts": False, "tasks": [
+    {"name": "read", "cisco.ios.ios_command": {"commands": ["show running-config | include ^ip inspect name"]},
+     "register": "inspect"},
+    {"name": "fix", "cisco.ios.ios_config": {"lines": ["no ip inspect name MAILFW smtp"], "save_when": "modified"},
+     "when": "'ip inspect name MAILFW smtp' in inspect.stdout[0]"},
+]}]
+
+
+def masked(lab, src: str, dst: str) -> bool:
+    spec = {"target": dst, "port": 25, "timeout_ms": 3000, "helo": f"{src.lower()}.corp.example",
+            "mail_from": "postmaster@corp.example", "rcpt_to": "postmaster@corp.example"}
+    result = lab.probe(src, [spec])[0]
+    assert result["connect"] == "ok", result
+    return result["banner"].startswith("220 ****") or result["ehlo"].startswith("500")
+
+
+@pytest.mark.slow
+def test_ansible_removes_smtp_inspection_and_smtp_sees_it_at_once(router_lab, tmp_path):
+    assert masked(router_lab, "EXCH05", "EXCH01") and not masked(router_lab, "EXCH01", "EXCH05")
+    proc, recap = ansible(router_lab, tmp_path / "first", REMOVE_SMTP_INSPECTION)
+    assert recap == {"ok": 2, "changed": 1, "unreachable": 0, "failed": 0, "skipped": 0}, proc.stdout[-3000:]
+    device = router_lab.fleet.network["devices"][0]
+    assert "ip inspect name MAILFW smtp" not in device["config"] and "ip inspect name MAILFW tcp" in device["config"]
+    assert device["startup_config"] == device["config"]  # save_when: modified wrote memory
+    assert not masked(router_lab, "EXCH05", "EXCH01")
+    proc, recap = ansible(router_lab, tmp_path / "second", REMOVE_SMTP_INSPECTION)
+    assert recap == {"ok": 1, "changed": 0, "unreachable": 0, "failed": 0, "skipped": 1}, proc.stdout[-3000:]
+    assert router_lab.metrics.device("FW01").ssh_logins == 2 and router_lab.metrics.device("FW01").ssh_auth_failures == 0
+
+
+@pytest.mark.slow
+def test_ansible_refuses_a_router_whose_host_key_is_not_the_known_one(router_lab, tmp_path):
+    address, port = router_lab.ssh["FW01"].endpoint
+    impostor = keys.host_key(str(tmp_path / "impostor.key"))
+    keys.trust(router_lab.user_known_hosts, [keys.known_hosts_line(address, port, impostor)],
+               keys.lab_tag(router_lab.workdir))  # replaces the lab's own line; the lab removes it when it stops
+    before = copy.deepcopy(router_lab.fleet.network["devices"][0])
+    proc, recap = ansible(router_lab, tmp_path, REMOVE_SMTP_INSPECTION)
+    assert recap["failed"] == 1 and "Host key for server has changed" in proc.stdout, proc.stdout[-3000:]
+    assert router_lab.fleet.network["devices"][0] == before and router_lab.metrics.device("FW01").ssh_logins == 0
