@@ -1,0 +1,116 @@
+"""Cisco SMTP inspection end to end on the lab's IOS device (FW01, SSH, network_cli with cisco.ios):
+audit.yml reads it and names it -> fix.yml takes `smtp` off the rule -> the audit is clean -> a second run
+changes nothing -> rollback.yml puts the rule back from the backup."""
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from tests.conftest import ROOT, demo_data
+from tests.support import fixplay
+
+pytestmark = [pytest.mark.slow, pytest.mark.integration]
+CAUSE = "cisco_smtp_inspection"
+RULE_LINE = "ip inspect name MAILFW smtp"
+
+
+@pytest.fixture
+def lab(lab_factory):
+    fw01 = next(d for d in demo_data()["network"]["devices"] if d["name"] == "FW01")
+    return lab_factory(fixplay.demo_subset("EXCH01", "EXCH05", network={"devices": [fw01]}))
+
+
+def fw01(lab):
+    return next(d for d in lab.fleet.network["devices"] if d["name"] == "FW01")
+
+
+def run(lab, tmp_path, playbook, *extra):
+    inventory = fixplay.write_inventory(lab, tmp_path)
+    return fixplay.ansible_playbook(inventory, os.path.join(ROOT, "playbooks", playbook),
+                                    "-e", f"mailflow_report_root={tmp_path / 'reports'}",
+                                    "-e", f"mailflow_backup_dir={tmp_path / 'backups'}", *extra)
+
+
+def audit_finding(tmp_path, host="EXCH01"):
+    with open(tmp_path / "reports" / "latest" / "audit.json", encoding="utf-8") as fh:
+        doc = json.load(fh)
+    return doc, next(f for f in doc["hosts"][host]["findings"] if f["cause"] == CAUSE)
+
+
+def test_audit_fix_clean_idempotent_and_rollback(lab, tmp_path):
+    assert any(line.startswith(RULE_LINE) for line in fw01(lab)["config"].splitlines())
+
+    proc = run(lab, tmp_path, "audit.yml")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    doc, f = audit_finding(tmp_path)
+    assert f["status"] == "present" and f["confidence"] == "confirmed", f
+    assert "FW01" in f["summary"] and "MAILFW" in f["summary"] and "FastEthernet0/0" in f["summary"]
+    assert f["evidence"]["masked"] and f["evidence"]["crossings"][0]["firewall"] == "FW01"
+    (fw,) = doc["firewalls"]
+    assert fw["source"] == "device" and fw["error"] is None
+    assert {i["rule"]: i["applied"] for i in fw["inspections"]} == {"MAILFW": True, "LEGACY": False}
+    # The running config never reaches the reports (it carries secrets).
+    reports = tmp_path / "reports" / "latest"
+    assert not any("password" in p.read_text(errors="replace") for p in reports.rglob("*") if p.is_file())
+
+    proc = run(lab, tmp_path, "fix.yml", "-e", '{"mailflow_fix": ["cisco_smtp_inspection"]}', "--check", "--diff")
+    assert proc.returncode == 0 and "no ip inspect name MAILFW smtp" in proc.stdout, proc.stdout[-3000:]
+    assert any(line.startswith(RULE_LINE) for line in fw01(lab)["config"].splitlines())   # --check sent nothing
+
+    proc = run(lab, tmp_path, "fix.yml", "-e", '{"mailflow_fix": ["cisco_smtp_inspection"]}',
+               "-e", "mailflow_change_id=CHG0601")
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+    config = fw01(lab)["config"]
+    assert not any(line.startswith(RULE_LINE) for line in config.splitlines())
+    assert "ip inspect name LEGACY smtp" in config            # defined, applied nowhere: left alone
+    assert fw01(lab)["startup_config"] == config               # saved (write memory)
+    backup = fixplay.backup(tmp_path, "FW01", CAUSE)
+    assert backup["state"] == "verified" and backup["change_id"] == "CHG0601"
+    assert backup["device"]["commands"] == ["no ip inspect name MAILFW smtp"]
+    saved = tmp_path / "backups" / "CHG0601" / "FW01" / "running-config.cfg"
+    assert RULE_LINE in saved.read_text() and oct(saved.stat().st_mode & 0o777) == "0o600"
+    with open(tmp_path / "reports" / "latest" / "fix.json", encoding="utf-8") as fh:
+        assert any(r["cause"] == CAUSE and r["status"] == "changed" for r in json.load(fh)["hosts"]["FW01"])
+
+    proc = run(lab, tmp_path, "audit.yml")
+    assert proc.returncode == 0
+    assert audit_finding(tmp_path)[1]["status"] == "absent"
+
+    proc = run(lab, tmp_path, "fix.yml", "-e", '{"mailflow_fix": ["cisco_smtp_inspection"]}')
+    assert proc.returncode == 0 and "FW01" in proc.stdout
+    assert "changed=0" in next(line for line in proc.stdout.splitlines() if line.startswith("FW01 "))
+
+    proc = run(lab, tmp_path, "rollback.yml", "-e", "mailflow_change_id=CHG0601")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    assert any(line.startswith(RULE_LINE) for line in fw01(lab)["config"].splitlines())
+    assert fixplay.backup(tmp_path, "FW01", CAUSE)["state"] == "rolled_back"
+    proc = run(lab, tmp_path, "audit.yml")
+    assert audit_finding(tmp_path)[1]["status"] == "present"
+
+
+def test_remediate_changes_the_firewall_inside_the_window_and_records_it(lab, tmp_path):
+    from tests.integration.test_remediate_playbook import window
+    extra = {"mailflow_change_id": "CHG0602", "mailflow_fix": ["cisco_smtp_inspection"],
+             "mailflow_cisco_use_esmtp": True, "mailflow_record_root": str(tmp_path / "reports"), **window()}
+    proc = run(lab, tmp_path, "remediate.yml", "-e", json.dumps(extra))
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+    config = fw01(lab)["config"].splitlines()
+    assert "ip inspect name MAILFW esmtp" in config, proc.stdout[-6000:]
+    assert not any(line.startswith(RULE_LINE) for line in config)
+    with open(tmp_path / "reports" / "changes" / "CHG0602" / "record.json", encoding="utf-8") as fh:
+        doc = json.load(fh)
+    events = [(e["type"], e.get("host")) for e in doc["events"]]
+    # Planned (before the servers' plan and its confirmation), then changed and verified, in that order.
+    assert events.index(("plan", "FW01")) < events.index(("fix", "FW01")) < events.index(("verify", "FW01"))
+    (fix,) = [e for e in doc["events"] if e["type"] == "fix" and e["host"] == "FW01"]
+    assert fix["status"] == "changed" and fix["verified"] and fix["changes"] == [
+        "no ip inspect name MAILFW smtp", "ip inspect name MAILFW esmtp"]
+    assert doc["hosts"]["FW01"]["status"] == "changed"
+
+    # Outside a window nothing is read or sent.
+    before = fw01(lab)["config"]
+    extra.update(mailflow_change_id="CHG0603", **window(-3, -1))
+    proc = run(lab, tmp_path, "remediate.yml", "-e", json.dumps(extra))
+    assert proc.returncode != 0 and fw01(lab)["config"] == before
