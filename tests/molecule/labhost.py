@@ -48,3 +48,21 @@ def control(path: str, body=None):
                                  headers={"Content-Type": "application/json"})
     with urllib.request.urlopen(req, timeout=30) as resp:
         return json.loads(resp.read())
+
+
+def device_run(name: str, command: str) -> str:
+    """One exec command on a lab network device over SSH (paramiko), its host key checked against the lab's
+    known_hosts (unknown or changed keys are refused), the way an admin's `ssh netadmin@fw01 show ...` would."""
+    import paramiko
+
+    hv = inventory()["all"]["children"]["firewalls"]["hosts"][name]
+    client = paramiko.SSHClient()
+    client.load_host_keys(os.path.join(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"], "lab", "ssh", "known_hosts"))
+    client.set_missing_host_key_policy(paramiko.RejectPolicy())
+    client.connect(hv["ansible_host"], port=int(hv.get("ansible_port", 22)), username=hv["ansible_user"],
+                   password=hv["ansible_password"], look_for_keys=False, allow_agent=False, timeout=30)
+    try:
+        _, stdout, _ = client.exec_command(command, timeout=30)
+        return stdout.read().decode("utf-8", "replace").replace("\r\n", "\n")
+    finally:
+        client.close()
