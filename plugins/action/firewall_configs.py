@@ -26,12 +26,17 @@ class ActionModule(ActionBase):
         _, args = self.validate_argument_spec(argument_spec=dict(
             firewalls=dict(type="list", elements="str", required=True),
             reads=dict(type="list", elements="raw", default=[]),
-            save_dir=dict(type="path", required=True),
+            save_dir=dict(type="path"),
+            check_only=dict(type="bool", default=False),
         ))
         hostvars = task_vars.get("hostvars", {})
         reads = {r.get("item"): r for r in args["reads"] if isinstance(r, dict)}
         # Every firewall's variables are checked before any is read.
         plans = [self._plan(name, hostvars.get(name, {})) for name in args["firewalls"]]
+        if args["check_only"]:
+            return result | {"changed": False, "msg": f"{len(plans)} firewall(s): variables checked"}
+        if not args["save_dir"]:
+            raise AnsibleActionFail("save_dir is required unless check_only")
         os.makedirs(args["save_dir"], exist_ok=True)
         facts = []
         for name, source, platform, segments, path in plans:
@@ -41,6 +46,10 @@ class ActionModule(ActionBase):
                        firewalls.facts_from_config(name, text, source=source, platform=platform, segments=segments))
             except ciscoconf.ConfigError as exc:
                 doc = firewalls.failed_facts(name, f"cannot read its config: {exc}", source, segments)
+            unknown = firewalls.Firewall(doc).unknown_segments() if not doc["error"] else []
+            if unknown:
+                raise AnsibleActionFail(f"{name}: mailflow_firewall_segments names {', '.join(unknown)}, which its config has "
+                                        f"no interface or nameif for (it has {', '.join(doc['interfaces']) or 'none'})")
             with open(os.path.join(args["save_dir"], f"{name}.json"), "w", encoding="utf-8") as fh:
                 json.dump(doc, fh, indent=1)
             facts.append(doc)
@@ -56,6 +65,9 @@ class ActionModule(ActionBase):
         platform = hv.get("mailflow_firewall_platform")
         if platform is not None and platform not in ciscoconf.PLATFORMS:
             raise AnsibleActionFail(f"{name}: mailflow_firewall_platform must be one of {', '.join(ciscoconf.PLATFORMS)}, got {platform!r}")
+        if source == "device" and platform not in (None, "ios"):
+            # cisco.ios reads IOS only (cisco.asa left the Ansible 12 bundle; PIX has no collection).
+            raise AnsibleActionFail(f"{name}: a {platform} config is read from a saved file: set mailflow_firewall_config_source: file")
         try:
             segments = firewalls.check_segments(name, hv.get("mailflow_firewall_segments"))
         except ValueError as exc:

@@ -9,7 +9,7 @@ from ansible.plugins.action import ActionBase
 from ansible_collections.mailflow.exchange.plugins.module_utils import cisco_fix
 from ansible_collections.mailflow.exchange.plugins.module_utils.remediation import FixError
 
-STEPS = ("plan", "verify", "restored", "pending", "rollback", "rolled_back")
+STEPS = ("plan", "sending", "verify", "restore_plan", "restored", "restore_failed", "pending", "rollback", "rolled_back")
 
 
 class ActionModule(ActionBase):
@@ -56,17 +56,31 @@ class ActionModule(ActionBase):
             out["backup"] = cisco_fix.write_backup(args["backup_dir"], args["change_id"], name, args["config"], p)
         return out
 
+    def _sending(self, name, args):
+        self._need(args, "backup")
+        cisco_fix.mark(args["backup"], "applied")  # from here on the device may hold the lines
+        return {"changed": False}
+
     def _verify(self, name, args):
         self._need(args, "config", "backup")
-        p = cisco_fix.plan(name, args["config"], args["rules"], args["use_esmtp"])
-        if p.commands:
-            raise FixError(f"{name}: after the change its running config still needs {', '.join(p.commands)}")
+        problems = cisco_fix.check_after(name, args["config"], cisco_fix.read_backup(args["backup"]), args["rules"], args["use_esmtp"])
+        if problems:
+            raise FixError(f"{name}: after the change its running config {'; '.join(problems)}")
         cisco_fix.mark(args["backup"], "verified")
         return {"changed": False, "verified": True}
+
+    def _restore_plan(self, name, args):
+        self._need(args, "config", "backup")
+        return {"changed": False, "commands": cisco_fix.restore_lines(args["config"], cisco_fix.read_backup(args["backup"]))}
 
     def _restored(self, name, args):
         self._need(args, "backup")
         cisco_fix.mark(args["backup"], "restored", error=args["error"])
+        return {"changed": False}
+
+    def _restore_failed(self, name, args):
+        self._need(args, "backup")
+        cisco_fix.mark(args["backup"], "restore_failed", error=args["error"])
         return {"changed": False}
 
     def _pending(self, name, args):

@@ -125,12 +125,18 @@ def run(fleet: Fleet, generated: str, check_mode: bool | None = None,
     return doc
 
 
-def firewalls_to_fix(doc: dict[str, Any]) -> list[str]:
-    """The IOS firewalls a present cisco_smtp_inspection finding names (fix_cisco_smtp_inspection runs on them)."""
-    names = {c["firewall"] for h in doc["hosts"].values() for f in h["findings"]
-             if f["cause"] == "cisco_smtp_inspection" and f["status"] == "present"
-             for c in f["evidence"].get("crossings") or [] if c["platform"] == "ios"}
-    return sorted(names)
+def firewalls_to_fix(doc: dict[str, Any]) -> dict[str, list[str]]:
+    """{IOS firewall: [rules]} that confirmed cisco_smtp_inspection findings blame: the probes saw the masking
+    and the config puts that rule on the path. fix_cisco_smtp_inspection changes those rules and no others
+    (an inspection on an internet-facing interface is not this audit's business)."""
+    rules: dict[str, set[str]] = {}
+    for h in doc["hosts"].values():
+        for f in h["findings"]:
+            if f["cause"] == "cisco_smtp_inspection" and f["status"] == "present" and f["confidence"] == "confirmed":
+                for c in f["evidence"].get("crossings") or []:
+                    if c["platform"] == "ios" and c["from"] in f["explains"]:
+                        rules.setdefault(c["firewall"], set()).add(c["rule"])
+    return {fw: sorted(r) for fw, r in sorted(rules.items())}
 
 
 def _firewall(facts: dict) -> dict:

@@ -20,8 +20,10 @@ from ansible_collections.mailflow.exchange.plugins.module_utils.backups import B
 from ansible_collections.mailflow.exchange.plugins.module_utils.remediation import FixError
 
 CAUSE = "cisco_smtp_inspection"
-# A backup in these states holds lines the device may still have (rollback puts the originals back).
-ROLLBACK_STATES = ("verified", "applied")
+# planned -> applied (the lines are being sent: the device may hold them from here on) -> verified |
+# restored | restore_failed. A backup in these states may hold lines the device still has; rollback
+# checks the device and puts the originals back where the change's lines are still there.
+ROLLBACK_STATES = ("verified", "applied", "restore_failed")
 
 
 def plan(name: str, text: str, rules: list[str] | None, use_esmtp: bool) -> "ciscoconf.IosPlan":
@@ -107,6 +109,32 @@ def rollback_plan(name: str, text: str, backup: dict) -> tuple[list[str], list[s
         mine = [line for line in restore if _rule_of(line) == rule]
         (send.extend(mine) if holds else left.append(rule))
     return send, left
+
+
+def check_after(name: str, text: str, backup: dict, rules: list[str] | None, use_esmtp: bool) -> list[str]:
+    """What a re-read must show: no planned line left, and esmtp on each changed rule when it was asked for."""
+    problems = [f"still needs `{c}`" for c in plan(name, text, rules, use_esmtp).commands]
+    if use_esmtp:
+        present = {(i.rule, i.protocol) for i in ciscoconf.parse(text).smtp_inspections()}
+        problems += [f"rule {r} has no esmtp inspection" for r in backup["device"]["rules"] if (r, "esmtp") not in present]
+    return problems
+
+
+def restore_lines(text: str, backup: dict) -> list[str]:
+    """From what the device holds now, the lines back to the original: drop an esmtp line the change added
+    (only if it is there: an image without esmtp refused it, and refuses its `no` too), then the original
+    smtp line (only if it is gone: the failure may have come before it was removed)."""
+    cfg = ciscoconf.parse(text)
+    present = {(i.rule, i.protocol) for i in cfg.smtp_inspections()}
+    out = []
+    for line in backup["device"]["restore"]:
+        rule = _rule_of(line)
+        added_esmtp = line.startswith("no ") and line.endswith(" esmtp")
+        if added_esmtp and (rule, "esmtp") in present:
+            out.append(line)
+        elif not line.startswith("no ") and (rule, "smtp") not in present:
+            out.append(line)
+    return out
 
 
 def _rule_of(line: str) -> str | None:

@@ -61,11 +61,35 @@ def check_segments(name: str, segments: Any) -> dict[str, list[str]]:
     return {str(k): list(v) for k, v in segments.items()}
 
 
-def _in_subnet(address: str, ip: str, mask: str) -> bool:
+SMTP_PORT = 25
+# IOS accepts any unique prefix of an interface type; these are the ones configs and people write.
+_IOS_ABBREVIATIONS = (("fa", "FastEthernet"), ("gi", "GigabitEthernet"), ("te", "TenGigabitEthernet"),
+                      ("se", "Serial"), ("et", "Ethernet"), ("vl", "Vlan"), ("po", "Port-channel"),
+                      ("tu", "Tunnel"), ("lo", "Loopback"), ("di", "Dialer"), ("bv", "BVI"))
+
+
+def canonical_interface(name: str) -> str:
+    """'Fa0/0' / 'fastethernet 0/0' -> 'fastethernet0/0' (lower-cased: a key, not a display name)."""
+    text = str(name).replace(" ", "").lower()
+    head = text.rstrip("0123456789/.:")
+    for short, full in _IOS_ABBREVIATIONS:
+        if head and head.startswith(short) and full.lower().startswith(head):
+            return full.lower() + text[len(head):]
+    return text
+
+
+def _network(ip: str, mask: str):
     try:
-        return ipaddress.IPv4Address(address) in ipaddress.IPv4Network(f"{ip}/{mask}", strict=False)
-    except ValueError:  # a host name, not an address; or an odd mask
-        return False
+        return ipaddress.IPv4Network(f"{ip}/{mask}", strict=False)
+    except ValueError:  # an odd mask
+        return None
+
+
+def _address(text: str | None):
+    try:
+        return ipaddress.IPv4Address(str(text)) if text else None
+    except ValueError:  # a host name, not an address
+        return None
 
 
 @dataclass(frozen=True)
@@ -92,46 +116,69 @@ class Firewall:
         self.name: str = facts["name"]
         self.platform: str | None = facts.get("platform")
         self.error: str | None = facts.get("error")
-        # Every name an interface goes by (IOS name, PIX/ASA nameif), lower-cased -> the interface's name.
+        # Every name an interface goes by (IOS name or its abbreviation, PIX/ASA nameif) -> the interface's name.
         self._aliases: dict[str, str] = {}
         for iname, iface in (facts.get("interfaces") or {}).items():
-            self._aliases[iname.lower()] = iname
+            self._aliases[canonical_interface(iname)] = iname
             if iface.get("nameif"):
                 self._aliases[str(iface["nameif"]).lower()] = iname
         self._segment_of_host = {h.lower(): self._alias(iface)
                                  for iface, hosts in (facts.get("segments") or {}).items() for h in hosts}
+        # Longest prefix first, up interfaces before shut ones (as the router would route).
+        self._subnets = sorted(((net, iface.get("shutdown", False), iname)
+                                for iname, iface in (facts.get("interfaces") or {}).items()
+                                for ip, mask in iface.get("addresses") or [] if (net := _network(ip, mask))),
+                               key=lambda t: (-t[0].prefixlen, t[1]))
+        self._bound: dict | None = None  # (interface, direction) -> crossings; knowledge is fleet-wide
 
     def _alias(self, name: str) -> str:
-        return self._aliases.get(str(name).lower(), str(name))
+        return self._aliases.get(str(name).lower()) or self._aliases.get(canonical_interface(name), str(name))
+
+    def unknown_segments(self) -> list[str]:
+        """Segment keys (mailflow_firewall_segments) that name no interface or nameif of this config."""
+        return sorted(k for k in (self.facts.get("segments") or {})
+                      if str(k).lower() not in self._aliases and canonical_interface(k) not in self._aliases)
 
     def segment_of(self, names: tuple[str | None, ...], address: str | None) -> str | None:
         """The interface a server sits behind: the inventory's segments first, then the subnets."""
         for n in names:
             if n and n.lower() in self._segment_of_host:
                 return self._segment_of_host[n.lower()]
-        if address:
-            for iname, iface in (self.facts.get("interfaces") or {}).items():
-                if any(_in_subnet(address, ip, mask) for ip, mask in iface.get("addresses") or []):
+        addr = _address(address)
+        if addr is not None:
+            for net, _, iname in self._subnets:
+                if addr in net:
                     return iname
         return None
 
     def breaking(self, breaking: dict[str, list[str]]) -> list[dict]:
-        """Applied inspections whose protocol breaks ESMTP on this platform (knowledge cisco_breaking_inspections)."""
+        """Applied inspections of the SMTP port whose protocol breaks ESMTP on this platform
+        (knowledge cisco_breaking_inspections). An inspection of other ports only (PIX `fixup protocol
+        smtp 2525` after `no fixup protocol smtp 25`) does not touch mail between Exchange servers."""
         protos = {p.lower() for p in breaking.get(self.platform or "", [])}
-        return [i for i in self.facts.get("inspections") or [] if i["applied"] and i["protocol"].lower() in protos]
+        return [i for i in self.facts.get("inspections") or []
+                if i["applied"] and i["protocol"].lower() in protos and SMTP_PORT in (i.get("ports") or [SMTP_PORT])]
 
     def crossings(self, src_if: str, dst_if: str, breaking: dict[str, list[str]]) -> list[Crossing]:
         """What a connection entering at src_if and leaving at dst_if meets (src_if != dst_if)."""
-        out = []
+        if self._bound is None:  # indexed once: a fleet asks this for every pair of servers
+            self._bound = self._index(breaking)
+        out, seen = [], set()
+        for key in (("*", "global"), (src_if, "in"), (dst_if, "out"), (src_if, "both"), (dst_if, "both")):
+            for c in self._bound.get(key, ()):
+                if c.line not in seen:     # one crossing per inspection, however many bindings match
+                    seen.add(c.line)
+                    out.append(c)
+        return out
+
+    def _index(self, breaking: dict[str, list[str]]) -> dict[tuple[str, str], list[Crossing]]:
+        """(interface, direction) -> the breaking inspections bound there ("in": inspected as it enters
+        from the sender; "out": as it leaves towards the receiver; "both": an ASA interface policy)."""
+        bound: dict[tuple[str, str], list[Crossing]] = {}
         for insp in self.breaking(breaking):
             for b in insp["bindings"]:
-                where = self._alias(b["interface"]) if b["interface"] != "*" else "*"
-                hit = (b["direction"] == "global"
-                       or (b["direction"] == "both" and where in (src_if, dst_if))
-                       or (b["direction"] == "in" and where == src_if)      # inspected as it enters from the sender
-                       or (b["direction"] == "out" and where == dst_if))    # or as it leaves towards the receiver
-                if hit:
-                    out.append(Crossing(self.name, self.platform or "?", insp["rule"], insp["protocol"], insp["line"],
-                                        b["interface"], b["direction"], tuple(insp["remediation"])))
-                    break
-        return out
+                where = "*" if b["direction"] == "global" else self._alias(b["interface"])
+                bound.setdefault((where, b["direction"]), []).append(
+                    Crossing(self.name, self.platform or "?", insp["rule"], insp["protocol"], insp["line"],
+                             b["interface"], b["direction"], tuple(insp["remediation"])))
+        return bound

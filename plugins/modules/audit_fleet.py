@@ -110,9 +110,10 @@ summary:
   type: dict
   returned: always
 network_fixes:
-  description: The IOS firewalls whose SMTP inspection a present C(cisco_smtp_inspection) finding names.
-  type: list
-  elements: str
+  description:
+    - The IOS firewalls, with their inspect rules, that confirmed C(cisco_smtp_inspection) findings blame (the probes
+      saw the masking and the config puts the rule on the path); fix.yml and remediate.yml change only those.
+  type: dict
   returned: always
 table:
   description: A plain-text table of the summary, one line per host.

@@ -28,16 +28,22 @@ options:
     elements: raw
     default: []
   save_dir:
-    description: Where to write the facts (normally C(<report_dir>/firewalls)).
+    description: Where to write the facts (normally C(<report_dir>/firewalls)); required unless O(check_only).
     type: path
-    required: true
+  check_only:
+    description: Only check every firewall's variables (run it before the configs are read).
+    type: bool
+    default: false
 notes:
   - "Per-firewall inventory variables: C(mailflow_firewall_config_source) (C(device), the default, or C(file)),
     C(mailflow_firewall_config_dir) (the folder of saved configs, for C(file): C(<name>.cfg), C(.conf), C(.txt),
     C(<name>-confg) or C(<name>)), C(mailflow_firewall_platform) (C(ios), C(pix) or C(asa); read off the config
     when not set), C(mailflow_firewall_segments) (C({interface or nameif: [servers behind it]}); without it, the
     interface whose subnet holds a server's C(ansible_host) address)."
-  - Bad variables fail the task, naming the firewall and the variable, before any config is read.
+  - Bad variables fail the task, naming the firewall and the variable (run with O(check_only) before the reads, as
+    playbooks/audit.yml does); so does a C(mailflow_firewall_segments) key that names no interface of the config
+    (IOS abbreviations such as C(Fa0/0) are understood).
+  - A PIX or ASA is read from a saved file (C(mailflow_firewall_config_source=file)): cisco.ios reads IOS only.
 attributes:
   check_mode:
     support: full

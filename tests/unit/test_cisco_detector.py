@@ -150,7 +150,7 @@ def test_pix_and_asa_are_global_and_carry_lines_to_paste(name, text, segments, r
     for h in ("EXCH04", "EXCH08"):
         assert found[h].status == "present" and found[h].confidence == "confirmed"
         assert remedy in found[h].summary and found[h].evidence["crossings"][0]["direction"] == "global"
-    assert audit.firewalls_to_fix(doc_of(found)) == []          # only IOS devices have a fix role
+    assert audit.firewalls_to_fix(doc_of(found)) == {}          # only IOS devices have a fix role
     report = audit._firewall(fws[0])
     assert report["inspections"][0]["remediation"][-1].strip() == remedy
     assert not any("config" == k for k in report) and "fixup" not in str(report.get("hostname"))   # never the config itself
@@ -158,7 +158,7 @@ def test_pix_and_asa_are_global_and_carry_lines_to_paste(name, text, segments, r
 
 def test_firewalls_to_fix_names_the_ios_device():
     hosts = [host("EXCH01", "10.1.1.10", {"EXCH05": CLEAR}), host("EXCH05", "10.1.5.10", {"EXCH01": MASKED})]
-    assert audit.firewalls_to_fix(doc_of(decide(hosts, [ios_facts()]))) == ["FW01"]
+    assert audit.firewalls_to_fix(doc_of(decide(hosts, [ios_facts()]))) == {"FW01": ["MAILFW"]}
 
 
 def test_bad_segments_name_the_firewall():
@@ -177,3 +177,40 @@ def test_reports_list_the_firewalls_for_the_network_team():
     assert any("not read: show running-config failed: auth" in line for line in md)
     page = html._firewalls(doc)
     assert "<code>no fixup protocol smtp 25</code>" in page and "FW09" in page
+
+
+def test_out_binding_inspects_what_leaves_towards_the_receiver_only():
+    text = IOS.replace(" ip inspect MAILFW in\n", "").replace(" description EXCH01 side\n", " description EXCH01 side\n ip inspect MAILFW out\n")
+    hosts = [host("EXCH01", "10.1.1.10", {"EXCH05": CLEAR}), host("EXCH05", "10.1.5.10", {"EXCH01": MASKED})]
+    found = decide(hosts, [ios_facts(text=text)])
+    assert found["EXCH01"].confidence == "confirmed" and found["EXCH01"].evidence["crossings"][0]["direction"] == "out"
+    assert found["EXCH05"].status == "absent"   # EXCH01 -> EXCH05 leaves by Fa0/0, where nothing is bound
+
+
+def test_segment_keys_may_be_abbreviated_and_unknown_ones_are_reported():
+    fw = firewalls.Firewall(ios_facts({"Fa0/0": ["EXCH05"], "fastethernet 0/1": ["EXCH01"], "Gi0/9": ["X"]}))
+    assert fw.segment_of(("EXCH05",), None) == "FastEthernet0/0" and fw.segment_of(("exch01",), None) == "FastEthernet0/1"
+    assert fw.unknown_segments() == ["Gi0/9"]
+
+
+def test_a_pix_that_inspects_only_another_port_does_not_break_port_25():
+    text = PIX.replace("fixup protocol smtp 25", "no fixup protocol smtp 25\nfixup protocol smtp 2525")
+    hosts = [host("EXCH04", "10.2.4.10", {"EXCH08": CLEAR}), host("EXCH08", "10.2.8.10", {"EXCH04": CLEAR})]
+    found = decide(hosts, [firewalls.facts_from_config("PIX01", text, source="file")])
+    assert found["EXCH04"].status == "absent" and "crossings" not in found["EXCH04"].evidence
+
+
+def test_the_narrowest_up_subnet_places_a_server():
+    text = IOS.replace("interface FastEthernet0/1\n", "interface FastEthernet0/2\n ip address 10.1.0.1 255.255.0.0\n!\ninterface FastEthernet0/1\n")
+    fw = firewalls.Firewall(ios_facts(text=text))
+    assert fw.segment_of((), "10.1.1.10") == "FastEthernet0/1" and fw.segment_of((), "10.1.9.9") == "FastEthernet0/2"
+
+
+def test_the_fix_gets_only_the_rules_confirmed_findings_blame():
+    text = IOS.replace("ip inspect name LEGACY smtp\n", "ip inspect name LEGACY smtp\nip inspect name INTERNET smtp\n") \
+              .replace("end\n", "interface Serial0/0\n ip address 198.51.100.2 255.255.255.252\n ip inspect INTERNET in\n!\nend\n")
+    hosts = [host("EXCH01", "10.1.1.10", {"EXCH05": CLEAR}), host("EXCH05", "10.1.5.10", {"EXCH01": MASKED})]
+    assert audit.firewalls_to_fix(doc_of(decide(hosts, [ios_facts(text=text)]))) == {"FW01": ["MAILFW"]}
+    # A config-only (inferred) finding blames nothing the fix may change on its own.
+    hosts = [host("EXCH01", "10.1.1.10"), host("EXCH05", "10.1.5.10", {"EXCH01": CLEAR})]
+    assert audit.firewalls_to_fix(doc_of(decide(hosts, [ios_facts(text=text)]))) == {}

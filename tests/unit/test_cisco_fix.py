@@ -63,3 +63,32 @@ def test_backup_keeps_the_config_private_and_rollback_respects_later_changes(tmp
     assert cisco_fix.rollback_plan("FW01", by_hand, doc) == ([], ["MAILFW"])
     assert cisco_fix.change_backups(str(tmp_path), "CHG0001", "FW01") == [path]
     assert json.load(open(path))["cause"] == "cisco_smtp_inspection"
+
+
+def test_a_change_being_sent_is_rolled_back_where_the_device_holds_it(tmp_path):
+    p = cisco_fix.plan("FW01", IOS, None, False)
+    path = cisco_fix.write_backup(str(tmp_path), "CHG0002", "FW01", IOS, p)
+    cisco_fix.mark(path, "applied")      # the controller died after sending
+    doc = cisco_fix.read_backup(path)
+    assert cisco_fix.rollback_plan("FW01", apply(IOS, p.commands), doc) == (list(p.restore), [])
+    assert cisco_fix.rollback_plan("FW01", IOS, doc) == ([], ["MAILFW"])   # the lines never arrived
+
+
+def test_restore_lines_follow_what_the_failure_left():
+    p = cisco_fix.plan("FW01", IOS, None, True)
+    doc = {"device": {"restore": list(p.restore), "rules": list(p.rules)}}
+    original = "ip inspect name MAILFW smtp alert on timeout 300"
+    # An image without esmtp refused the second line: only the smtp line goes back (its `no esmtp` would be refused too).
+    assert cisco_fix.restore_lines(apply(IOS, p.commands[:1]), doc) == [original]
+    # Both lines arrived, then the verification failed: both are undone.
+    assert cisco_fix.restore_lines(apply(IOS, p.commands), doc) == ["no ip inspect name MAILFW esmtp", original]
+    # Nothing arrived: nothing to send.
+    assert cisco_fix.restore_lines(IOS, doc) == []
+
+
+def test_check_after_wants_esmtp_when_asked():
+    p = cisco_fix.plan("FW01", IOS, None, True)
+    doc = {"device": {"rules": list(p.rules)}}
+    assert cisco_fix.check_after("FW01", apply(IOS, p.commands), doc, ["MAILFW"], True) == []
+    assert cisco_fix.check_after("FW01", apply(IOS, p.commands[:1]), doc, ["MAILFW"], True) == ["rule MAILFW has no esmtp inspection"]
+    assert cisco_fix.check_after("FW01", IOS, doc, ["MAILFW"], False) == ["still needs `no ip inspect name MAILFW smtp`"]

@@ -32,19 +32,26 @@ def _names(entry) -> tuple:
     return (entry.name, entry.fqdn, entry.computer_name, (entry.fqdn or "").split(".")[0] or None)
 
 
-def paths_into(fleet, entry, breaking) -> tuple[dict[str, list], set[str]]:
+def placements(fleet, breaking) -> dict[str, dict[str, str | None]]:
+    """{firewall: {server: the interface it sits behind, or None}} for the firewalls that inspect SMTP."""
+    return {fw.name: {e.name: fw.segment_of(_names(e), e.address) for e in fleet}
+            for fw in fleet.firewalls if not fw.error and fw.breaking(breaking)}
+
+
+def paths_into(fleet, entry, breaking, placed) -> tuple[dict[str, list], set[str]]:
     """({peer: [Crossing]} for every peer whose SMTP to entry meets a breaking inspection,
     names of firewalls with one whose position relative to entry or a peer is unknown)."""
     crossings: dict[str, list] = {}
     unplaced: set[str] = set()
     for fw in fleet.firewalls:
-        if fw.error or not fw.breaking(breaking):
+        where = placed.get(fw.name)
+        if where is None:
             continue
-        dst_if = fw.segment_of(_names(entry), entry.address)
+        dst_if = where[entry.name]
         for peer in fleet:
             if peer.name == entry.name:
                 continue
-            src_if = fw.segment_of(_names(peer), peer.address)
+            src_if = where[peer.name]
             if src_if is None or dst_if is None:
                 unplaced.add(fw.name)
             elif src_if != dst_if:
@@ -59,6 +66,7 @@ def _describe(c) -> str:
 
 def detect(fleet):
     breaking = fleet.setting("cisco_breaking_inspections")
+    placed = placements(fleet, breaking)
     read = [fw.name for fw in fleet.firewalls if not fw.error]
     unread = {fw.name: fw.error for fw in fleet.firewalls if fw.error}
     out = []
@@ -66,7 +74,7 @@ def detect(fleet):
         probes = fleet.probes_to(entry.name)
         masked = [p for p in probes if p.result == "masked"]
         clear = [p for p in probes if p.result in _CLEAR]
-        on_path, unplaced = paths_into(fleet, entry, breaking)
+        on_path, unplaced = paths_into(fleet, entry, breaking, placed)
         evidence = {"masked": [{"from": p.source, "banner": (p.raw.get("banner") or "").split("\n")[0],
                                 "ehlo_reply": (p.raw.get("ehlo") or "").split("\n")[0]} for p in masked],
                     "clear_from": sorted(p.source for p in clear),
