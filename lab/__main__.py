@@ -125,7 +125,15 @@ def cmd_pin(_args) -> int:
 
 def cmd_demo(args) -> int:
     from lab.demo import run_demo
-    return run_demo(_scenario_path(args.scenario), args.state_dir)
+    return run_demo(_scenario_path(args.scenario), args.state_dir, user_known_hosts=not args.no_known_hosts)
+
+
+def _known_hosts_flag(parser: argparse.ArgumentParser) -> None:
+    # On by default here: `up` and `demo` start labs for Ansible to drive, and its libssh reads no other file.
+    parser.add_argument("--no-known-hosts", action="store_true",
+                        help="do not list the devices' SSH host keys in ~/.ssh/known_hosts while the lab runs "
+                             "(tagged lines, removed as it stops; without them Ansible's libssh cannot check the "
+                             "keys and network_cli fails)")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -138,9 +146,7 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--inventory-out", help="write an Ansible inventory for the lab here")
         p.add_argument("--load", help="start from a state dump instead of the scenario's initial state")
         p.add_argument("--address-block", type=int, help="move the hosts to 127.N.y.z (several labs of one scenario at once)")
-        p.add_argument("--no-known-hosts", action="store_true",
-                       help="do not list the devices' SSH host keys in ~/.ssh/known_hosts while the lab runs "
-                            "(Ansible's libssh then cannot check them)")
+        _known_hosts_flag(p)
         p.add_argument("--state-dir", default=argparse.SUPPRESS)
         p.set_defaults(fn=fn)
     sub.add_parser("status", help="hosts and counters of the running lab").set_defaults(fn=cmd_status)
@@ -162,6 +168,7 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("pin", help="print the PowerShell hashes the emulation pins").set_defaults(fn=cmd_pin)
     p = sub.add_parser("demo", help="what `make demo` runs")
     p.add_argument("scenario", nargs="?", default=DEFAULT_SCENARIO)
+    _known_hosts_flag(p)
     p.set_defaults(fn=cmd_demo)
     args = ap.parse_args(argv)
     return args.fn(args)

@@ -34,9 +34,11 @@ _WMI_SERVICE_CODES = {1058: 14, 1060: 5, 1051: 3, 1056: 10}
 
 
 class Lab:
-    def __init__(self, fleet: FleetState, workdir: str, user_known_hosts: str | bool = True) -> None:
-        """user_known_hosts: where the lab lists its devices' SSH host keys while it runs (lab.netdev.keys says
-        why): True for the running user's ~/.ssh/known_hosts, a path for that file, False for nowhere."""
+    def __init__(self, fleet: FleetState, workdir: str, user_known_hosts: str | bool = False) -> None:
+        """user_known_hosts: where else the lab lists its devices' SSH host keys while it runs, for Ansible's
+        libssh (lab.netdev.keys says why): False (the default) nowhere but <workdir>/ssh/known_hosts, True the
+        running user's ~/.ssh/known_hosts, a path that file. Opt-in, since it edits a file of the user's:
+        `python -m lab up`/`demo` and the test fixtures whose labs Ansible drives turn it on."""
         self.fleet = fleet
         self.workdir = workdir
         os.makedirs(workdir, exist_ok=True)
@@ -56,6 +58,15 @@ class Lab:
 
     # -- lifecycle
     def start(self) -> "Lab":
+        try:
+            self._start_listeners()
+            self._start_devices()
+        except BaseException:  # e.g. keys.KnownHostsConflict, a port in use: close what is listening already
+            self.stop()
+            raise
+        return self
+
+    def _start_listeners(self) -> None:
         for host in self.fleet.hosts.values():
             listener = SmtpListener(self.fleet, self.metrics, host.name)
             listener.start()
@@ -69,8 +80,6 @@ class Lab:
                 self.winrm.append(w)
         self.blackhole = Blackhole(BLACKHOLE_ADDRESS, 0)  # any free port: several labs may run at once
         self.blackhole.start()
-        self._start_devices()
-        return self
 
     def _start_devices(self) -> None:
         """Every device's running config as a saved file; an SSH CLI for each IOS device with an address."""

@@ -14,12 +14,12 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PLAYBOOK = os.path.join(ROOT, "playbooks", "audit.yml")
 
 
-def run_demo(scenario: str, state_dir: str) -> int:
+def run_demo(scenario: str, state_dir: str, user_known_hosts: bool = True) -> int:
     fleet = load_scenario(scenario)
     workdir = tempfile.mkdtemp(prefix="mailflow-demo-")
     inventory = os.path.join(workdir, "hosts.yml")
     print(f"== lab: {len(fleet.hosts)} simulated servers from {os.path.relpath(scenario, ROOT)}")
-    with Lab(fleet, os.path.join(workdir, "lab")) as lab_:
+    with Lab(fleet, os.path.join(workdir, "lab"), user_known_hosts=user_known_hosts) as lab_:
         lab_.write_inventory(inventory)
         for h in fleet.hosts.values():
             print(f"   {h.name:<10} {h.address:<14} {h.fqdn}")

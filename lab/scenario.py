@@ -242,6 +242,10 @@ def _check_fleet(hosts: dict[str, dict], network: dict, organization: dict | Non
             problems.append(f"host {name}: ad: needs a top-level organization to place its objects")
         problems += _start_mode_mismatches(name, host)
     problems += lab_network.check(network, by_lower, {a: f"host {n}" for a, n in addresses.items()})
+    for d, device in enumerate(network.get("devices") or []):
+        if "features" in device and str(device.get("kind")).lower() != "ios":
+            problems.append(f"network.devices[{d}].features: IOS image features; device {device['name']} is "
+                            f"kind {device.get('kind')}, not ios")
     if problems:
         raise ScenarioError("\n".join(f"{source}: {p}" for p in problems))
 

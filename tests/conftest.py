@@ -44,7 +44,8 @@ def lab_factory(tmp_path):
     def start(data: dict, relocate_addresses: bool = True):
         data = relocate(data) if relocate_addresses else data
         fleet = load_scenario_data(data, source="<test>")
-        lab_ = Lab(fleet, str(tmp_path / f"lab{len(started)}")).start()
+        # Ansible drives these labs' IOS devices over libssh, which checks host keys against ~/.ssh/known_hosts only.
+        lab_ = Lab(fleet, str(tmp_path / f"lab{len(started)}"), user_known_hosts=True).start()
         started.append(lab_)
         return lab_
 
@@ -62,7 +63,7 @@ def demo_lab(tmp_path_factory):
     from tests.support import snapshots
 
     fleet = load_scenario_data(relocate(demo_data()), source=DEMO)
-    lab_ = Lab(fleet, str(tmp_path_factory.mktemp("demo-lab"))).start()
+    lab_ = Lab(fleet, str(tmp_path_factory.mktemp("demo-lab")), user_known_hosts=True).start()  # as lab_factory
     # Snapshots of the fleet as it starts, taken at once: a greylisting peer accepts a retry once its delay
     # has passed, so what probes see depends on when they run in a long session.
     lab_.first_snapshots = snapshots.take_fleet(lab_)

@@ -34,6 +34,9 @@ INSPECT_PROTOCOLS = {
     "imap", "imaps", "ircs", "login", "netshow", "pop3", "pop3s", "realaudio", "router", "rpc", "rtsp", "shell", "sip",
     "skinny", "smtp", "sqlnet", "streamworks", "tcp", "telnet", "tftp", "udp", "vdolive",
 }
+# An image without the "ESMTP Support for Cisco IOS Firewall" feature (device `features: {esmtp_inspection: false}`)
+# has no `esmtp` keyword: its parser refuses the word like any other it does not know.
+ESMTP_FEATURE = "esmtp_inspection"
 # CBAC keeps SMTP and ESMTP inspection apart: a rule holds one or the other (Cisco "ESMTP Support for Cisco IOS
 # Firewall", restrictions). The exact wording of the refusal could not be confirmed; this one starts with
 # "%Error" so that cisco.ios's terminal plugin (terminal_stderr_re) treats it as the error it is.
@@ -59,6 +62,12 @@ _GLOBAL_ONLY = re.compile(
 
 # Exec commands typed in config mode without `do`: IOS refuses them there.
 _EXEC_ONLY = re.compile(r"^(sh(ow?)?|wr(ite?)?|copy|conf(igure)?|term(inal)?|ping|traceroute|reload|clear|debug|undebug)\b", re.I)
+
+
+def _word_start(line: str, index: int) -> int:
+    """Where the index-th word of line starts (for the caret under it)."""
+    return [m.start() for m in re.finditer(r"\S+", line)][index]
+
 
 def canonical_interface(name: str) -> tuple[str, bool] | None:
     """('FastEthernet0/0', physical) for 'fa0/0', 'FastEthernet 0/0', ...; None when IOS would not know it."""
@@ -299,18 +308,24 @@ class IosCli:
             return self._edit(lambda c: c.remove_global(body))  # `no` of a missing line: silently nothing
         return self._edit(lambda c: c.set_global(body))
 
+    def _inspect_protocols(self) -> set[str]:
+        """The protocols this device's image knows after `ip inspect name X`."""
+        with self.lock:
+            features = self.device.get("features") or {}
+        return INSPECT_PROTOCOLS if features.get(ESMTP_FEATURE, True) else INSPECT_PROTOCOLS - {"esmtp"}
+
     def _inspect_rule(self, line: str, negated: bool, words: list[str], column: int) -> str:
         if len(words) < 4:
             return "% Incomplete command."
         rule = words[3]
+        if len(words) > 4 and words[4].lower() not in self._inspect_protocols():  # the parser's keywords: `no` too
+            return self._invalid(column + _word_start(line, 5 if negated else 4))
         if negated:
             canonical = " ".join(["ip inspect name", rule] + [w.lower() for w in words[4:5]])
             return self._edit(lambda c: c.remove_global(canonical))
         if len(words) < 5:
             return "% Incomplete command."
         protocol = words[4].lower()
-        if protocol not in INSPECT_PROTOCOLS:
-            return self._invalid(column + line.index(words[4], len(" ".join(words[:4]))))
         text = " ".join(["ip inspect name", rule, protocol] + words[5:])
         assert INSPECT_RULE.match(text)
 

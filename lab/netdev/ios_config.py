@@ -105,6 +105,9 @@ class IosConfig:
     # -- global lines
     def set_global(self, line: str) -> None:
         """Add a top-level line, or replace the one it supersedes."""
+        m = INSPECT_RULE.match(line)
+        if m:  # before find(), which ignores case: rule names are case-sensitive (Mail and MAIL are two rules)
+            return self._set_inspect(m.group(1), m.group(2).lower(), line)
         if self.find(line):
             return
         negated = self.find("no " + line)
@@ -115,9 +118,6 @@ class IosConfig:
             if _same_key(line, entry.text, _GLOBAL_SINGLE_VALUED):
                 entry.text = line
                 return
-        m = INSPECT_RULE.match(line)
-        if m:
-            return self._set_inspect(m.group(1), m.group(2).lower(), line)
         self._insert_beside(line, " ".join(line.split()[:2]))
 
     def remove_global(self, line: str) -> bool:

@@ -6,7 +6,8 @@ high port a test's listener really uses.
 
 - PIX: ``fixup protocol smtp 25`` (Mailguard), undone by ``no fixup protocol smtp [25]``.
 - IOS CBAC: ``ip inspect name X smtp`` counts only when rule X is applied on
-  an interface (``ip inspect X in|out``). ``esmtp`` inspection understands
+  an interface (``ip inspect X in|out``); rule names are case-sensitive, as
+  IOS keeps them (``Mail`` and ``MAIL`` are two rules). ``esmtp`` inspection understands
   EHLO and is not the problem (domain facts, section 9).
 - ASA: ``inspect esmtp`` (or its older spelling ``inspect smtp``) in a class
   of a policy-map that a ``service-policy`` applies.
@@ -83,12 +84,11 @@ def ios_cbac_smtp(config: str, entering: str | None = None, leaving: str | None 
             interface = _interface(line.split(None, 1)[1]) if line.lower().startswith("interface ") else None
             m = _IOS_RULE.match(line)
             if m:
-                name = m.group(2).lower()
-                (smtp_rules.discard if m.group(1) else smtp_rules.add)(name)
+                (smtp_rules.discard if m.group(1) else smtp_rules.add)(m.group(2))
         elif interface is not None:
             m = _IOS_APPLY.match(line)
             if m and (not directional or (m.group(2).lower(), interface) in wanted):
-                applied.add(m.group(1).lower())
+                applied.add(m.group(1))
     return bool(smtp_rules & applied)
 
 

@@ -24,6 +24,8 @@ class ActionModule(ActionBase):
         _, args = self.validate_argument_spec(argument_spec=dict(
             step=dict(type="str", required=True, choices=list(STEPS)),
             config=dict(type="str", no_log=True),
+            startup_config=dict(type="str", no_log=True),
+            save_unsaved_changes=dict(type="bool", default=False),
             rules=dict(type="list", elements="str"),
             use_esmtp=dict(type="bool", default=False),
             change_id=dict(type="str"),
@@ -47,6 +49,8 @@ class ActionModule(ActionBase):
     def _plan(self, name, args):
         self._need(args, "config")
         p = cisco_fix.plan(name, args["config"], args["rules"], args["use_esmtp"])
+        if p.commands:
+            cisco_fix.check_unsaved(name, args["config"], args["startup_config"], args["save_unsaved_changes"])
         out = {"changed": bool(p.commands), "commands": list(p.commands), "changes": list(p.commands), "restore": list(p.restore), "rules": list(p.rules)}
         if not p.commands:
             return out | {"msg": f"{name}: no IOS rule inspects SMTP"}

@@ -39,6 +39,23 @@ def plan(name: str, text: str, rules: list[str] | None, use_esmtp: bool) -> "cis
     return result
 
 
+# Lines IOS writes about the config rather than config lines (netcommon's NetworkConfig skips the same).
+_NOT_CONFIG = ("!", "Building configuration", "Current configuration", "Using ", "end")
+
+
+def unsaved(running: str, startup: str) -> bool:
+    """Does the running config hold changes nobody saved? `save_when: modified` would save them with ours."""
+    def lines(text: str) -> list[str]:
+        return [x.rstrip() for x in text.replace("\r\n", "\n").splitlines() if x.strip() and not x.startswith(_NOT_CONFIG)]
+    return lines(running) != lines(startup)
+
+
+def check_unsaved(name: str, running: str, startup: str | None, allowed: bool) -> None:
+    if startup is not None and not allowed and unsaved(running, startup):
+        raise FixError(f"{name}: its running config differs from its startup config (unsaved changes); saving ours "
+                       "would save those too. Save or discard them first, or set mailflow_cisco_save_unsaved_changes: true")
+
+
 def diff(name: str, text: str, p: "ciscoconf.IosPlan") -> dict[str, str]:
     """The --diff view: the touched rules' SMTP inspect lines before, and after the commands."""
     before = [i.line for i in ciscoconf.parse(text).smtp_inspections() if i.rule in p.rules]
@@ -52,6 +69,11 @@ def diff(name: str, text: str, p: "ciscoconf.IosPlan") -> dict[str, str]:
 def write_backup(backup_dir: str, change_id: str | None, name: str, text: str, p: "ciscoconf.IosPlan") -> str:
     """Before any line is sent: the running config (owner-only: it carries secrets) and what will be sent."""
     folder = os.path.join(backup_dir, change_id or time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()), name)
+    earlier = os.path.join(folder, f"{CAUSE}.json")
+    if os.path.exists(earlier) and read_backup(earlier).get("state") in ROLLBACK_STATES:
+        # Its restore lines are what a rollback of this change needs: never overwrite them.
+        raise FixError(f"{name}: change {change_id} already changed this device ({earlier}); use a new mailflow_change_id "
+                       "for a further change, or roll that one back first")
     os.makedirs(folder, exist_ok=True)
     config_path = os.path.join(folder, "running-config.cfg")
     fd = os.open(config_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

@@ -14,8 +14,10 @@ description:
     that put the rule back exactly as it was. Outside check mode it first writes the backup
     C(<backup_dir>/<change id or UTC timestamp>/<firewall>/cisco_smtp_inspection.json) and the running config beside
     it (C(running-config.cfg), readable by its owner only).
-  - C(verify) fails unless a fresh running config needs no more lines, and marks the backup verified.
-    C(restored) marks it restored after the role put the lines back.
+  - C(sending) marks the backup C(applied) just before the lines are sent (from then on the device may hold them).
+    C(verify) fails unless a fresh running config needs no more lines (and has C(esmtp) when asked), and marks the
+    backup verified. C(restore_plan) gives the lines back to the original from what a fresh read shows after a
+    failure; C(restored) and C(restore_failed) record how that went.
   - C(pending), C(rollback) and C(rolled_back) serve playbooks/rollback.yml - the backups of O(change_id) still to
     roll back, the lines that put back each rule that still holds what the change set (a rule changed since is
     reported and left alone), and marking them rolled back.
@@ -24,10 +26,19 @@ options:
     description: Which step.
     type: str
     required: true
-    choices: [plan, verify, restored, pending, rollback, rolled_back]
+    choices: [plan, sending, verify, restore_plan, restored, restore_failed, pending, rollback, rolled_back]
   config:
     description: The running config (C(show running-config)); for C(plan), C(verify), C(rollback).
     type: str
+  startup_config:
+    description:
+      - The startup config (C(show startup-config)), for C(plan). When it differs from O(config), someone's changes are
+        unsaved and the save after the change would make them permanent; the plan refuses unless O(save_unsaved_changes).
+    type: str
+  save_unsaved_changes:
+    description: Plan (and so save) even when the running config holds unsaved changes.
+    type: bool
+    default: false
   rules:
     description: The inspect rules to change; by default every rule that inspects C(smtp) and is applied to an interface.
     type: list

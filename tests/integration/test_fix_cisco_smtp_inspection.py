@@ -33,6 +33,12 @@ def run(lab, tmp_path, playbook, *extra):
                                     "-e", f"mailflow_backup_dir={tmp_path / 'backups'}", *extra)
 
 
+def secrets_in(folder, proc) -> list[str]:
+    """Where FW01's password hashes appear: report files and the playbook's output."""
+    where = [str(p) for p in folder.rglob("*") if p.is_file() and "$1$" in p.read_text(errors="replace")]
+    return where + (["ansible-playbook output"] if "$1$" in proc.stdout + proc.stderr else [])
+
+
 def audit_finding(tmp_path, host="EXCH01"):
     with open(tmp_path / "reports" / "latest" / "audit.json", encoding="utf-8") as fh:
         doc = json.load(fh)
@@ -51,9 +57,9 @@ def test_audit_fix_clean_idempotent_and_rollback(lab, tmp_path):
     (fw,) = doc["firewalls"]
     assert fw["source"] == "device" and fw["error"] is None
     assert {i["rule"]: i["applied"] for i in fw["inspections"]} == {"MAILFW": True, "LEGACY": False}
-    # The running config never reaches the reports (it carries secrets).
-    reports = tmp_path / "reports" / "latest"
-    assert not any("password" in p.read_text(errors="replace") for p in reports.rglob("*") if p.is_file())
+    # The running config never reaches the reports or the output (it carries secrets: FW01's secret 5 hashes).
+    assert "$1$" in fw01(lab)["config"]
+    assert not secrets_in(tmp_path / "reports", proc)
 
     proc = run(lab, tmp_path, "fix.yml", "-e", '{"mailflow_fix": ["cisco_smtp_inspection"]}', "--check", "--diff")
     assert proc.returncode == 0 and "no ip inspect name MAILFW smtp" in proc.stdout, proc.stdout[-3000:]
@@ -71,6 +77,7 @@ def test_audit_fix_clean_idempotent_and_rollback(lab, tmp_path):
     assert backup["device"]["commands"] == ["no ip inspect name MAILFW smtp"]
     saved = tmp_path / "backups" / "CHG0601" / "FW01" / "running-config.cfg"
     assert RULE_LINE in saved.read_text() and oct(saved.stat().st_mode & 0o777) == "0o600"
+    assert not secrets_in(tmp_path / "reports", proc) and "$1$" not in json.dumps(backup)
     with open(tmp_path / "reports" / "latest" / "fix.json", encoding="utf-8") as fh:
         assert any(r["cause"] == CAUSE and r["status"] == "changed" for r in json.load(fh)["hosts"]["FW01"])
 
@@ -108,9 +115,35 @@ def test_remediate_changes_the_firewall_inside_the_window_and_records_it(lab, tm
     assert fix["status"] == "changed" and fix["verified"] and fix["changes"] == [
         "no ip inspect name MAILFW smtp", "ip inspect name MAILFW esmtp"]
     assert doc["hosts"]["FW01"]["status"] == "changed"
+    assert "$1$" not in json.dumps(doc) and "$1$" not in proc.stdout   # no secret in the record or the output
 
     # Outside a window nothing is read or sent.
     before = fw01(lab)["config"]
     extra.update(mailflow_change_id="CHG0603", **window(-3, -1))
     proc = run(lab, tmp_path, "remediate.yml", "-e", json.dumps(extra))
     assert proc.returncode != 0 and fw01(lab)["config"] == before
+
+
+def test_an_image_without_esmtp_refuses_it_and_the_rule_is_restored(lab_factory, tmp_path):
+    fw = next(d for d in demo_data()["network"]["devices"] if d["name"] == "FW01")
+    lab = lab_factory(fixplay.demo_subset("EXCH01", "EXCH05", network={"devices": [{**fw, "features": {"esmtp_inspection": False}}]}))
+    original = fw01(lab)["config"]
+    proc = run(lab, tmp_path, "fix.yml", "-e", '{"mailflow_fix": ["cisco_smtp_inspection"], "mailflow_cisco_use_esmtp": true}',
+               "-e", "mailflow_change_id=CHG0604")
+    assert proc.returncode != 0 and "restored: ip inspect name MAILFW smtp" in proc.stdout, proc.stdout[-4000:]
+    inspect = sorted(line for line in fw01(lab)["config"].splitlines() if line.startswith("ip inspect name"))
+    assert inspect == sorted(line for line in original.splitlines() if line.startswith("ip inspect name"))
+    assert fixplay.backup(tmp_path, "FW01", CAUSE)["state"] == "restored"
+    # Nothing for a rollback to do, and a second attempt without esmtp goes through.
+    proc = run(lab, tmp_path, "rollback.yml", "-e", "mailflow_change_id=CHG0604")
+    assert proc.returncode == 0 and fw01(lab)["config"].count(RULE_LINE) == 1
+    proc = run(lab, tmp_path, "fix.yml", "-e", '{"mailflow_fix": ["cisco_smtp_inspection"]}', "-e", "mailflow_change_id=CHG0605")
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    assert RULE_LINE not in fw01(lab)["config"]
+
+
+def test_unsaved_changes_on_the_device_are_not_saved_with_ours(lab, tmp_path):
+    fw01(lab)["config"] += "! an operator's unsaved line follows\nip inspect name SCRATCH ftp\n"
+    proc = run(lab, tmp_path, "fix.yml", "-e", '{"mailflow_fix": ["cisco_smtp_inspection"]}')
+    assert proc.returncode != 0 and "mailflow_cisco_save_unsaved_changes" in proc.stdout, proc.stdout[-3000:]
+    assert RULE_LINE in fw01(lab)["config"] and "SCRATCH" not in fw01(lab)["startup_config"]

@@ -23,19 +23,24 @@ from ansible_collections.cisco.ios.plugins.terminal.ios import TerminalModule
 from lab.core import Lab
 from lab.netdev import keys
 from lab.netdev.ios import IosCli
-from lab.scenario import dump_state, load_scenario_data, load_state
+from lab.scenario import ScenarioError, dump_state, load_scenario_data, load_state
 from lab.smtp.inspection import inspects_smtp
 from tests.conftest import ROOT, demo_data, relocate
 
 ANSIBLE_PLAYBOOK = os.path.join(os.path.dirname(sys.executable), "ansible-playbook")
 
 
-def fw01() -> dict:
-    """The demo's FW01 as the running lab keeps it."""
+def fw01_data(**fields) -> dict:
+    """A scenario of the demo's EXCH01 and EXCH05 with FW01 between them; fields added to FW01."""
     data = demo_data()
     data["hosts"] = {n: data["hosts"][n] for n in ("EXCH01", "EXCH05")}
-    data["network"] = {"devices": [d for d in data["network"]["devices"] if d["name"] == "FW01"]}
-    return load_scenario_data(data, "<fw01>").network["devices"][0]
+    data["network"] = {"devices": [dict(d, **fields) for d in data["network"]["devices"] if d["name"] == "FW01"]}
+    return data
+
+
+def fw01(**fields) -> dict:
+    """The demo's FW01 as the running lab keeps it (with fields added)."""
+    return load_scenario_data(fw01_data(**fields), "<fw01>").network["devices"][0]
 
 
 def is_error(text: str) -> bool:
@@ -209,16 +214,170 @@ def test_a_state_dump_keeps_what_the_cli_changed(tmp_path):
     assert "MAILFW smtp" in again["startup_config"]  # not saved: a reload would bring it back
 
 
+def test_an_image_without_esmtp_inspection_refuses_the_keyword_like_any_unknown_word():
+    device = fw01(features={"esmtp_inspection": False})
+    cli, _ = session(device)
+    before = device["config"]
+    cli.handle("configure terminal")
+    for line in ("ip inspect name MAILFW esmtp", "no ip inspect name MAILFW esmtp", "ip inspect  name NEW   ESMTP timeout 60"):
+        out = cli.handle(line)
+        caret = len("FW01(config)#") + line.lower().rindex("esmtp")
+        assert out == "\r\n" + " " * caret + "^\r\n% Invalid input detected at '^' marker.\r\n\r\nFW01(config)#", line
+        assert is_error(out)
+    assert device["config"] == before
+    outs = type_lines(cli, "no ip inspect name MAILFW smtp", "ip inspect name MAILFW smtp timeout 3600")  # smtp it has
+    assert not any(is_error(o) for o in outs) and "ip inspect name MAILFW smtp timeout 3600" in device["config"]
+    cli, device = session(fw01(features={"esmtp_inspection": True}))  # as without features: the keyword is known
+    type_lines(cli, "configure terminal", "ip inspect name NEW esmtp")
+    assert "ip inspect name NEW esmtp" in device["config"]
+
+
+def test_features_are_validated_and_kept_in_a_state_dump(tmp_path):
+    with pytest.raises(ScenarioError, match="features"):
+        fw01(features={"esmtp_inspection": "no"})
+    with pytest.raises(ScenarioError, match="features"):
+        fw01(features={"esmtp": False})
+    data = demo_data()
+    pix = next(d for d in data["network"]["devices"] if d["kind"] == "pix")
+    pix["features"] = {"esmtp_inspection": False}
+    with pytest.raises(ScenarioError, match=r"network\.devices\[\d\]\.features: IOS image features; device PIX01 is kind pix"):
+        load_scenario_data(data, "<demo>")
+    fleet = load_scenario_data(fw01_data(features={"esmtp_inspection": False}), "<fw01>")
+    dump_state(fleet, tmp_path / "state.json")
+    assert load_state(tmp_path / "state.json").network["devices"][0]["features"] == {"esmtp_inspection": False}
+
+
+def test_rule_names_are_case_sensitive():
+    cli, device = session()
+    branch, office = "FastEthernet0/0", "FastEthernet0/1"  # EXCH05's side, EXCH01's side
+    type_lines(cli, "configure terminal", "ip inspect name Mail smtp", "ip inspect name MAIL tcp",
+               "interface FastEthernet0/1", "ip inspect MAIL in", "end")
+    assert [line for line in device["config"].splitlines() if line.startswith(("ip inspect name Mail ", "ip inspect name MAIL "))] \
+        == ["ip inspect name Mail smtp", "ip inspect name MAIL tcp"]  # two rules, not one
+    assert not inspects_smtp(device, office, branch)  # MAIL (tcp) is applied, not Mail (smtp)
+    type_lines(cli, "configure terminal", "interface FastEthernet0/1", "ip inspect Mail in", "end")
+    assert inspects_smtp(device, office, branch)
+    type_lines(cli, "configure terminal", "no ip inspect name MAIL", "end")
+    assert "ip inspect name Mail smtp" in device["config"] and "ip inspect name MAIL " not in device["config"]
+
+
+# -- the user's known_hosts (keys.trust / keys.untrust on a file of the test's own)
+
+TAG, OTHER_TAG = "mailflow-lab-" + "a" * 12, "mailflow-lab-" + "b" * 12
+KEY_A = "AAAAC3NzaC1lZDI1NTE5AAAAIAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+KEY_B = "AAAAC3NzaC1lZDI1NTE5AAAAIBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBB"
+DEVICE = "[127.0.10.21]:2201"
+OURS = f"{DEVICE} ssh-ed25519 {KEY_A}"
+
+
+def known_hosts(tmp_path, *lines: str):
+    path = tmp_path / "known_hosts"
+    path.write_text("".join(line + "\n" for line in lines))
+    return path
+
+
+def test_trust_adds_tagged_lines_and_untrust_removes_only_them(tmp_path):
+    mine = ["# my hosts", "", "gitlab.example ssh-ed25519 " + KEY_B, "[127.0.10.22]:2201 ssh-rsa AAAAB3Nza mine"]
+    path = known_hosts(tmp_path, *mine)
+    path.chmod(0o644)
+    keys.trust(str(path), [OURS], TAG)
+    assert path.read_text().splitlines() == mine + [f"{OURS} {TAG}"]
+    assert path.stat().st_mode & 0o777 == 0o644  # the file's mode is kept
+    keys.trust(str(path), [OURS], TAG)  # again (a restart): still one line
+    assert path.read_text().splitlines() == mine + [f"{OURS} {TAG}"]
+    keys.untrust(str(path), TAG)
+    assert path.read_text().splitlines() == mine
+
+
+def test_trust_refuses_to_replace_the_users_own_line_for_the_device(tmp_path):
+    theirs = f"{DEVICE} ssh-ed25519 {KEY_B}"
+    for line in (theirs, f"other.example,{DEVICE} ssh-ed25519 {KEY_B}", f"{DEVICE} ssh-rsa AAAAB3NzaC1yc2E",
+                 f"|1|{_hashed(DEVICE)} ssh-ed25519 {KEY_B}"):  # HashKnownHosts yes
+        path = known_hosts(tmp_path, "gitlab.example ssh-ed25519 " + KEY_A, line)
+        before = path.read_bytes()
+        with pytest.raises(keys.KnownHostsConflict) as caught:
+            keys.trust(str(path), [OURS, f"127.0.10.23 ssh-ed25519 {KEY_A}"], TAG)
+        message = str(caught.value)
+        assert str(path) in message and DEVICE in message and "line 2" in message and "not the lab's" in message
+        assert path.read_bytes() == before  # untouched
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".mailflow-lab.lock", "known_hosts"]  # no temporary file
+
+
+def _hashed(host: str) -> str:
+    import base64
+    import hashlib
+    import hmac
+    salt = b"0123456789abcdefghij"
+    return base64.b64encode(salt).decode() + "|" + base64.b64encode(hmac.new(salt, host.encode(), hashlib.sha1).digest()).decode()
+
+
+def test_trust_uses_the_users_own_line_when_it_has_the_same_key(tmp_path):
+    for theirs in (OURS, f"{OURS} my router", f"|1|{_hashed(DEVICE)} ssh-ed25519 {KEY_A}"):
+        path = known_hosts(tmp_path, theirs)
+        keys.trust(str(path), [OURS, f"127.0.10.23 ssh-ed25519 {KEY_B}"], TAG)
+        assert path.read_text().splitlines() == [theirs, f"127.0.10.23 ssh-ed25519 {KEY_B} {TAG}"]  # nothing added for it
+        keys.untrust(str(path), TAG)
+        assert path.read_text().splitlines() == [theirs]  # and it stays when the lab stops
+
+
+def test_trust_replaces_stale_lab_lines_for_its_hosts_only(tmp_path):
+    path = known_hosts(tmp_path,
+                       f"{DEVICE} ssh-ed25519 {KEY_B} {OTHER_TAG}",  # a lab that crashed on this address
+                       f"127.0.99.1 ssh-ed25519 {KEY_B} {OTHER_TAG}",  # another lab, running elsewhere
+                       f"127.0.50.1 ssh-ed25519 {KEY_B} {TAG}")  # this lab's, from an earlier address
+    keys.trust(str(path), [OURS], TAG)
+    assert path.read_text().splitlines() == [f"127.0.99.1 ssh-ed25519 {KEY_B} {OTHER_TAG}", f"{OURS} {TAG}"]
+
+
+def test_trust_writes_through_a_symlinked_known_hosts(tmp_path):
+    (tmp_path / "dotfiles").mkdir()
+    target = known_hosts(tmp_path / "dotfiles", "gitlab.example ssh-ed25519 " + KEY_B)
+    (tmp_path / "ssh").mkdir()
+    link = tmp_path / "ssh" / "known_hosts"
+    link.symlink_to(target)
+    keys.trust(str(link), [OURS], TAG)
+    assert link.is_symlink() and os.readlink(link) == str(target)
+    assert target.read_text().splitlines() == ["gitlab.example ssh-ed25519 " + KEY_B, f"{OURS} {TAG}"]
+    keys.untrust(str(link), TAG)
+    assert link.is_symlink() and target.read_text().splitlines() == ["gitlab.example ssh-ed25519 " + KEY_B]
+
+
+def test_a_lab_leaves_the_users_known_hosts_alone_unless_asked(tmp_path):
+    assert Lab(load_scenario_data(fw01_data(), "<fw01>"), str(tmp_path / "lab")).user_known_hosts is None
+
+
+def test_a_lab_that_cannot_list_its_keys_does_not_start(tmp_path):
+    data = relocate(fw01_data())
+    address = data["network"]["devices"][0]["address"]
+    path = known_hosts(tmp_path, f"{address} ssh-ed25519 {KEY_B}")
+    lab = Lab(load_scenario_data(data, "<fw01>"), str(tmp_path / "lab"), user_known_hosts=str(path))
+    with pytest.raises(keys.KnownHostsConflict, match=re.escape(f"{path}: line 1 lists {address} ")):
+        lab.start()
+    assert (lab.ssh, lab.smtp, lab.winrm) == ({}, {}, [])  # closed again
+    assert path.read_text() == f"{address} ssh-ed25519 {KEY_B}\n"
+    again = Lab(load_scenario_data(data, "<fw01>"), str(tmp_path / "lab")).start()  # its addresses are free
+    again.stop()
+
+
+def test_up_and_demo_list_the_keys_in_known_hosts_unless_told_not_to(monkeypatch):
+    import lab.control
+    import lab.demo
+    from lab import __main__ as lab_cli
+    seen = []
+    monkeypatch.setattr(lab.demo, "run_demo", lambda scenario, state_dir, user_known_hosts: seen.append(user_known_hosts))
+    monkeypatch.setattr(lab.control, "serve", lambda *args, user_known_hosts: seen.append(user_known_hosts))
+    for argv in (["demo"], ["demo", "--no-known-hosts"], ["serve"], ["serve", "--no-known-hosts"]):
+        lab_cli.main(argv)
+    assert seen == [True, False, True, False]
+
+
 # -- the SSH server
 
 
 @pytest.fixture
 def router_lab(lab_factory):
     """EXCH01 and EXCH05 with FW01 between them (the demo's, on a fresh address block)."""
-    data = demo_data()
-    data["hosts"] = {n: data["hosts"][n] for n in ("EXCH01", "EXCH05")}
-    data["network"] = {"devices": [d for d in data["network"]["devices"] if d["name"] == "FW01"]}
-    return lab_factory(data)
+    return lab_factory(fw01_data())
 
 
 def ssh(lab, password: str = "Lab-Cisco1!") -> paramiko.SSHClient:

@@ -268,6 +268,11 @@ def test_pix_mailguard_masks_banner_and_refuses_ehlo_on_its_path_only(lab):
     (ios_cbac_smtp, "ip inspect name fw smtp\ninterface Ethernet0\n ip address 10.0.0.1 255.0.0.0\n", False),
     (ios_cbac_smtp, "ip inspect name fw esmtp\ninterface Ethernet0\n ip inspect fw in\n", False),
     (ios_cbac_smtp, "ip inspect name fw smtp\nno ip inspect name fw smtp\ninterface E0\n ip inspect fw out\n", False),
+    # IOS rule names are case-sensitive: the rule Mail inspects smtp, an interface applying MAIL does not apply it
+    (ios_cbac_smtp, "ip inspect name Mail smtp\ninterface Ethernet0\n ip inspect MAIL in\n", False),
+    (ios_cbac_smtp, "ip inspect name Mail smtp\ninterface Ethernet0\n ip inspect Mail in\n", True),
+    (ios_cbac_smtp, "ip inspect name Mail smtp\nip inspect name MAIL tcp\ninterface Ethernet0\n ip inspect MAIL in\n",
+     False),
     (asa_esmtp, "policy-map global_policy\n class inspection_default\n  inspect esmtp\n"
                 "service-policy global_policy global\n", True),
     (asa_esmtp, "policy-map global_policy\n class inspection_default\n  inspect esmtp\n", False),
@@ -284,6 +289,17 @@ def test_ios_cbac_smtp_on_path_masks_the_banner(lab):
               "config": "ip inspect name ethernetin smtp timeout 3600\n!\ninterface Ethernet0\n ip inspect ethernetin in\n"}
     fleet = make_fleet(exch, branch, devices=[router])
     lab(fleet)
+    assert probe(fleet, "BRANCH", "EXCH01")["ehlo"] == "500 5.5.1 Command unrecognized"
+
+
+def test_ios_cbac_rule_names_are_case_sensitive(lab):
+    exch, branch = make_host("EXCH01"), make_host("BRANCH")
+    router = {"name": "rtr1", "kind": "ios", "paths": [["BRANCH", "EXCH01"]],
+              "config": "ip inspect name Mail smtp\n!\ninterface Ethernet0\n ip inspect MAIL in\n"}
+    fleet = make_fleet(exch, branch, devices=[router])
+    lab(fleet)
+    assert probe(fleet, "BRANCH", "EXCH01")["ehlo"].startswith("250-exch01.corp.example Hello")  # MAIL is no rule
+    router["config"] = router["config"].replace(" ip inspect MAIL in", " ip inspect Mail in")
     assert probe(fleet, "BRANCH", "EXCH01")["ehlo"] == "500 5.5.1 Command unrecognized"
 
 

@@ -92,3 +92,17 @@ def test_check_after_wants_esmtp_when_asked():
     assert cisco_fix.check_after("FW01", apply(IOS, p.commands), doc, ["MAILFW"], True) == []
     assert cisco_fix.check_after("FW01", apply(IOS, p.commands[:1]), doc, ["MAILFW"], True) == ["rule MAILFW has no esmtp inspection"]
     assert cisco_fix.check_after("FW01", IOS, doc, ["MAILFW"], False) == ["still needs `no ip inspect name MAILFW smtp`"]
+
+
+def test_unsaved_changes_are_refused_and_a_change_id_is_not_reused(tmp_path):
+    saved = IOS.replace("! x\n", "")
+    cisco_fix.check_unsaved("FW01", IOS, saved.replace("!\nversion", "!\n!\nversion"), False)   # only comments differ
+    with pytest.raises(FixError, match="FW01: .*unsaved.*mailflow_cisco_save_unsaved_changes"):
+        cisco_fix.check_unsaved("FW01", IOS, IOS.replace("ip inspect name MAILFW tcp\n", ""), False)
+    cisco_fix.check_unsaved("FW01", IOS, IOS.replace("ip inspect name MAILFW tcp\n", ""), True)
+    p = cisco_fix.plan("FW01", IOS, None, False)
+    path = cisco_fix.write_backup(str(tmp_path), "CHG0003", "FW01", IOS, p)
+    cisco_fix.write_backup(str(tmp_path), "CHG0003", "FW01", IOS, p)      # still only planned: may be rewritten
+    cisco_fix.mark(path, "verified")
+    with pytest.raises(FixError, match="FW01: change CHG0003 already changed this device"):
+        cisco_fix.write_backup(str(tmp_path), "CHG0003", "FW01", IOS, p)
