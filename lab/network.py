@@ -15,6 +15,16 @@ import ipaddress
 DEFAULT_SSH_PORT = 22
 
 
+def loopback_problem(address) -> str | None:
+    """Why an address cannot be a lab listener's (every host and device binds 127.x.y.z), or None."""
+    try:
+        if not ipaddress.IPv4Address(address).is_loopback:
+            return f"{address} is not a 127.x.y.z loopback address"
+    except ValueError:
+        return f"{address!r} is not an IPv4 address"
+    return None
+
+
 def serves_ssh(device: dict) -> bool:
     """An IOS device with an address has an SSH command line; the others are known by their config alone."""
     return str(device.get("kind", "")).lower() == "ios" and bool(device.get("address"))
@@ -72,11 +82,8 @@ def check(network: dict, host_names: dict[str, str], addresses: dict[str, str]) 
                 seen.setdefault(host.lower(), interface)
         address = device.get("address")
         if address:
-            try:
-                if not ipaddress.IPv4Address(address).is_loopback:
-                    problems.append(f"{where}.address: {address} is not a 127.x.y.z loopback address")
-            except ValueError:
-                problems.append(f"{where}.address: {address!r} is not an IPv4 address")
+            if (why := loopback_problem(address)):
+                problems.append(f"{where}.address: {why}")
             if address in addresses:
                 problems.append(f"{where}.address: {address} is already used by {addresses[address]}")
             addresses[address] = f"device {name}"

@@ -14,7 +14,6 @@ it back through the same validation.
 from __future__ import annotations
 
 import copy
-import ipaddress
 import json
 import re
 from datetime import datetime, timedelta, timezone
@@ -222,11 +221,8 @@ def _check_fleet(hosts: dict[str, dict], network: dict, organization: dict | Non
             problems.append(f"host {name}: same name as host {by_lower[name.lower()]} (names are case-insensitive)")
         by_lower[name.lower()] = name
         address = host["address"]
-        try:
-            if not ipaddress.IPv4Address(address).is_loopback:
-                problems.append(f"host {name}: address: {address} is not a 127.x.y.z loopback address")
-        except ValueError:
-            problems.append(f"host {name}: address: {address!r} is not an IPv4 address")
+        if (why := lab_network.loopback_problem(address)):
+            problems.append(f"host {name}: address: {why}")
         if address in addresses:
             problems.append(f"host {name}: address: {address} is already used by host {addresses[address]}")
         addresses.setdefault(address, name)
