@@ -43,7 +43,7 @@ notes:
   - Bad variables fail the task, naming the firewall and the variable (run with O(check_only) before the reads, as
     playbooks/audit.yml does); so does a C(mailflow_firewall_segments) key that names no interface of the config
     (IOS abbreviations such as C(Fa0/0) are understood).
-  - A PIX or ASA is read from a saved file (C(mailflow_firewall_config_source=file)): cisco.ios reads IOS only.
+  - A PIX or ASA is read from a saved file (C(mailflow_firewall_config_source=file)); cisco.ios reads IOS only.
 attributes:
   check_mode:
     support: full
