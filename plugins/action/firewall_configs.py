@@ -38,7 +38,7 @@ class ActionModule(ActionBase):
         if not args["save_dir"]:
             raise AnsibleActionFail("save_dir is required unless check_only")
         os.makedirs(args["save_dir"], exist_ok=True)
-        facts = []
+        facts, problems = [], []
         for name, source, platform, segments, path in plans:
             try:
                 text, error = self._config(name, source, path, reads.get(name))
@@ -48,12 +48,14 @@ class ActionModule(ActionBase):
                 doc = firewalls.failed_facts(name, f"cannot read its config: {exc}", source, segments)
             unknown = firewalls.Firewall(doc).unknown_segments() if not doc["error"] else []
             if unknown:
-                raise AnsibleActionFail(f"{name}: mailflow_firewall_segments names {', '.join(unknown)}, which its config has "
-                                        f"no interface or nameif for (it has {', '.join(doc['interfaces']) or 'none'})")
+                problems.append(f"{name}: mailflow_firewall_segments names {', '.join(unknown)}, which its config has "
+                                f"no interface or nameif for (it has {', '.join(doc['interfaces']) or 'none'})")
             with open(os.path.join(args["save_dir"], f"{name}.json"), "w", encoding="utf-8") as fh:
                 json.dump(doc, fh, indent=1)
             facts.append(doc)
-        result.update(changed=False, firewalls=[{k: d.get(k) for k in ("name", "platform", "source", "error")} |
+        # Failing here would hide the message: the task is no_log (its arguments are the configs).
+        # The caller fails on `problems` in a task of its own.
+        result.update(changed=False, problems=problems, firewalls=[{k: d.get(k) for k in ("name", "platform", "source", "error")} |
                                                 {"smtp_inspections": [i["line"] for i in d["inspections"]]} for d in facts])
         return result
 

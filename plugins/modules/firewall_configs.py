@@ -41,8 +41,9 @@ notes:
     when not set), C(mailflow_firewall_segments) (C({interface or nameif: [servers behind it]}); without it, the
     interface whose subnet holds a server's C(ansible_host) address)."
   - Bad variables fail the task, naming the firewall and the variable (run with O(check_only) before the reads, as
-    playbooks/audit.yml does); so does a C(mailflow_firewall_segments) key that names no interface of the config
-    (IOS abbreviations such as C(Fa0/0) are understood).
+    playbooks/audit.yml does). A C(mailflow_firewall_segments) key that names no interface of the config (IOS
+    abbreviations such as C(Fa0/0) are understood) is returned in RV(problems) for the caller to fail on: the task
+    carries configs, so it runs with C(no_log) and its own failure message would be hidden.
   - A PIX or ASA is read from a saved file (C(mailflow_firewall_config_source=file)); cisco.ios reads IOS only.
 attributes:
   check_mode:
@@ -71,6 +72,11 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+problems:
+  description: Inventory mistakes found once the configs were parsed (segment keys no interface has), naming the firewall.
+  type: list
+  elements: str
+  returned: always
 firewalls:
   description: Per firewall, its name, platform, config source, error (or null) and the SMTP inspection lines found.
   type: list

@@ -7,6 +7,7 @@ import json
 import os
 
 import pytest
+import yaml
 
 from tests.conftest import ROOT, demo_data
 from tests.support import fixplay
@@ -147,3 +148,23 @@ def test_unsaved_changes_on_the_device_are_not_saved_with_ours(lab, tmp_path):
     proc = run(lab, tmp_path, "fix.yml", "-e", '{"mailflow_fix": ["cisco_smtp_inspection"]}')
     assert proc.returncode != 0 and "mailflow_cisco_save_unsaved_changes" in proc.stdout, proc.stdout[-3000:]
     assert RULE_LINE in fw01(lab)["config"] and "SCRATCH" not in fw01(lab)["startup_config"]
+
+
+def test_firewall_variables_are_checked_and_named(lab, tmp_path):
+    inventory = lab.inventory()
+    fw = inventory["all"]["children"]["firewalls"]["hosts"]["FW01"]
+    fw["mailflow_firewall_platform"] = "asa"            # an ASA cannot be read with cisco.ios
+    (tmp_path / "bad.yml").write_text(yaml.safe_dump(inventory))
+    proc = fixplay.ansible_playbook(tmp_path / "bad.yml", os.path.join(ROOT, "playbooks", "audit.yml"),
+                                    "-e", f"mailflow_report_root={tmp_path / 'reports'}")
+    assert proc.returncode != 0 and "FW01: a asa config is read from a saved file" in proc.stdout, proc.stdout[-3000:]
+    assert lab.metrics.device_snapshot().get("FW01", {}).get("ssh_logins", 0) == 0   # refused before any read
+
+    fw["mailflow_firewall_platform"] = "ios"
+    fw["mailflow_firewall_segments"] = {"Fa0/0": ["EXCH05"], "Gi0/9": ["EXCH01"]}  # an abbreviation, and a typo
+    (tmp_path / "bad.yml").write_text(yaml.safe_dump(inventory))
+    proc = fixplay.ansible_playbook(tmp_path / "bad.yml", os.path.join(ROOT, "playbooks", "audit.yml"),
+                                    "-e", f"mailflow_report_root={tmp_path / 'reports'}")
+    assert proc.returncode != 0, proc.stdout[-3000:]
+    assert "FW01: mailflow_firewall_segments names Gi0/9, which its config has no interface" in proc.stdout
+    assert "Fa0/0" not in proc.stdout.split("mailflow_firewall_segments names", 1)[1].split(",")[0]
