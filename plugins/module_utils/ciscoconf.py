@@ -16,95 +16,29 @@ whose text is not config. Regexes read single lines only.
   under `interface` applies. ZBF: ` match protocol smtp [extended]` in a
   `class-map type inspect`, inspected by a `policy-map type inspect` class,
   applied by a `zone-pair security`.
-- PIX 6: `fixup protocol smtp PORT[-PORT]` (Mailguard), global. It is on by default,
-  and a full PIX 6 config always lists it, `no fixup protocol smtp 25` when off;
-  a config without either line is a fragment and reports nothing.
-- ASA and PIX 7+ (Modular Policy Framework): `inspect esmtp|smtp` in a class of a
-  `policy-map`, applied by `service-policy P global|interface NAMEIF`. The default
-  `global_policy` / `class inspection_default` has `inspect esmtp` (ASA CLI Configuration
-  Guide, default service policy). `policy-map type inspect esmtp` maps are parameters only.
+- PIX 6 `fixup protocol smtp` and PIX 7+/ASA `inspect esmtp|smtp` policies: read in
+  ciscoconf_mpf, whose docstring has the details.
 
 Names (rules, maps, nameifs) are compared case-sensitively, as the devices treat
 names; keywords are matched case-insensitively.
+
+This is the module callers import: parse, platform_of, ios_plan, PLATFORMS and the model
+(ConfigError, Interface, Binding, Inspection, DeviceConfig, IosPlan). The model is defined in
+ciscoconf_model so that ciscoconf_mpf can build it without importing this module back. The IOS
+reader stays here, beside ios_plan, which reuses its CBAC rule and binding readers.
 """
 from __future__ import annotations
 
-import ipaddress
 import re
-from dataclasses import dataclass, field
 
 from ansible_collections.ansible.netcommon.plugins.module_utils.network.common.config import NetworkConfig
+from ansible_collections.mailflow.exchange.plugins.module_utils import ciscoconf_mpf
+from ansible_collections.mailflow.exchange.plugins.module_utils.ciscoconf_model import (
+    SMTP_PORT, Binding, ConfigError, DeviceConfig, Inspection, Interface, IosPlan, interface_address)
 
 PLATFORMS = ("ios", "pix", "asa")
-SMTP_PORT = 25
-_PORT_NAMES = {"smtp": SMTP_PORT}  # ASA prints well-known ports by name ("match port tcp eq smtp")
 # Replaces NetworkConfig's defaults ("#", "!", "/*", "*/", "echo"): ASA/PIX comments start with ":".
 _COMMENT_TOKENS = ["!", ":", "#"]
-
-
-class ConfigError(ValueError):
-    """A config that cannot be read: empty, or of no known platform."""
-
-
-@dataclass(frozen=True)
-class Interface:
-    name: str                                # hardware name: "FastEthernet0/0", "Ethernet0/1", "ethernet0"
-    nameif: str | None                       # PIX/ASA security name ("outside"); None on IOS
-    addresses: tuple[tuple[str, str], ...]   # (ip, dotted mask); IOS secondaries included
-    shutdown: bool
-
-
-@dataclass(frozen=True)
-class Binding:
-    interface: str   # IOS interface, ASA nameif, "zone-pair SRC->DST", or "*" for global
-    direction: str   # "in" | "out" (IOS CBAC), "global" (PIX fixup, ASA global policy), "both"
-
-
-@dataclass(frozen=True)
-class Inspection:
-    platform: str
-    rule: str                        # IOS rule name; "fixup protocol smtp"; "policy-map P / class C"
-    protocol: str                    # "smtp" | "esmtp"
-    line: str                        # the config line that turns it on, without indentation
-    ports: tuple[int, ...]           # TCP ports it inspects; a PIX range "25-26" is expanded to (25, 26)
-    bindings: tuple[Binding, ...]    # where it is applied; () = defined but not applied
-    remediation: tuple[str, ...]     # config-mode lines that remove it, sub-mode lines indented
-
-    @property
-    def applied(self) -> bool:
-        return bool(self.bindings)
-
-
-@dataclass(frozen=True)
-class DeviceConfig:
-    platform: str
-    hostname: str | None
-    interfaces: dict[str, Interface] = field(hash=False)
-    inspections: tuple[Inspection, ...]
-
-    def interface_for(self, address: str) -> Interface | None:
-        """The interface whose subnet holds this IPv4 address: the longest prefix, up interfaces first.
-        ValueError for an address that is not IPv4."""
-        ip = ipaddress.IPv4Address(address)
-        best = None
-        for iface in self.interfaces.values():
-            for addr, mask in iface.addresses:
-                net = ipaddress.IPv4Network(f"{addr}/{mask}", strict=False)
-                rank = (not iface.shutdown, net.prefixlen)
-                if ip in net and (best is None or rank > best[0]):
-                    best = (rank, iface)
-        return best[1] if best else None
-
-    def smtp_inspections(self) -> tuple[Inspection, ...]:
-        return tuple(i for i in self.inspections if i.protocol in ("smtp", "esmtp"))
-
-
-@dataclass(frozen=True)
-class IosPlan:
-    commands: tuple[str, ...]       # config-mode lines that take SMTP inspection off (and add ESMTP)
-    restore: tuple[str, ...]        # config-mode lines that put the original rules back
-    rules: tuple[str, ...]          # rules the commands touch
-    unknown_rules: tuple[str, ...]  # requested rules the config does not define
 
 
 # ---- text -> top-level ConfigLines ------------------------------------------------------------
@@ -176,13 +110,12 @@ def parse(text: str, platform: str | None = None) -> DeviceConfig:
     if platform == "ios":
         interfaces, inspections = _ios(items)
     else:  # PIX 6 fixups and PIX 7+/ASA policy-maps never share a config; reading both covers either
-        interfaces, inspections = _firewall(items, platform)
+        interfaces, inspections = ciscoconf_mpf.firewall(items, platform)
     return DeviceConfig(platform, hostname, interfaces, tuple(inspections))
 
 
 # ---- IOS ----------------------------------------------------------------------------------------
 
-_ADDRESS = re.compile(r"^ip\s+address\s+(\d+\.\d+\.\d+\.\d+)\s+(\d+\.\d+\.\d+\.\d+)", re.I)
 _CBAC_RULE = re.compile(r"^(no\s+)?ip\s+inspect\s+name\s+(\S+)(?:\s+parameter\s+max-sessions\s+\d+)?"
                         r"(?:\s+(\S+))?", re.I)
 _CBAC_APPLY = re.compile(r"^ip\s+inspect\s+(\S+)\s+(in|out)\b", re.I)
@@ -194,17 +127,6 @@ _ZBF_POLICY = re.compile(r"^policy-map\s+type\s+inspect\s+(\S+)$", re.I)
 _ZBF_POLICY_CLASS = re.compile(r"^class\s+type\s+inspect\s+(\S+)$", re.I)
 _ZBF_PAIR = re.compile(r"^zone-pair\s+security\s+\S+\s+source\s+(\S+)\s+destination\s+(\S+)", re.I)
 _ZBF_SERVICE = re.compile(r"^service-policy\s+type\s+inspect\s+(\S+)$", re.I)
-
-
-def _address(text: str) -> tuple[str, str] | None:
-    m = _ADDRESS.match(text)
-    if not m:
-        return None
-    try:
-        ipaddress.IPv4Network(f"{m.group(1)}/{m.group(2)}", strict=False)
-    except ValueError:  # not a contiguous netmask
-        return None
-    return m.group(1), m.group(2)
 
 
 def _cbac_rules(items) -> dict[str, dict[str, str]]:
@@ -257,7 +179,7 @@ def _ios(items):
         if re.match(r"interface\s+\S", text, re.I):
             name = text.split()[1]
             children = [c.text for c in item.child_objs]
-            interfaces[name] = Interface(name, None, tuple(a for a in map(_address, children) if a),
+            interfaces[name] = Interface(name, None, tuple(a for a in map(interface_address, children) if a),
                                          any(c.lower() == "shutdown" for c in children))
         elif m := _PORT_MAP.match(text):
             smtp_ports += [p for p in _port_map(m.group(1)) if p not in smtp_ports]
@@ -295,104 +217,6 @@ def _ios(items):
                 inspections.append(Inspection(
                     "ios", f"policy-map type inspect {policy} / class {class_name}", protocol, match_line, ports,
                     tuple(pairs.get(policy, ())), (header, f" no {match_line}")))
-    return interfaces, inspections
-
-
-# ---- PIX / ASA ----------------------------------------------------------------------------------
-
-_FIXUP = re.compile(r"^(no\s+)?fixup\s+protocol\s+smtp(?:\s+(\d+)(?:-(\d+))?)?\s*$", re.I)
-_PIX6_INTERFACE = re.compile(r"^interface\s+(\S+)(.*)$", re.I)
-_PIX6_NAMEIF = re.compile(r"^nameif\s+(\S+)\s+(\S+)", re.I)
-_PIX6_ADDRESS = re.compile(r"^ip\s+address\s+(\S+)\s+(\d+\.\d+\.\d+\.\d+\s+\d+\.\d+\.\d+\.\d+)", re.I)
-_MPF_CLASS = re.compile(r"^class-map\s+(?!type\s)(\S+)$", re.I)
-_MPF_PORT = re.compile(r"^match\s+port\s+tcp\s+(?:eq\s+(\S+)|range\s+(\S+?)(?:-|\s+)(\S+))$", re.I)
-_MPF_POLICY = re.compile(r"^policy-map\s+(?!type\s)(\S+)$", re.I)
-_MPF_POLICY_CLASS = re.compile(r"^class\s+(\S+)$", re.I)
-_MPF_INSPECT = re.compile(r"^(no\s+)?inspect\s+(esmtp|smtp)(?:\s+\S+)?$", re.I)
-_MPF_SERVICE = re.compile(r"^service-policy\s+(\S+)\s+(?:(global)|interface\s+(\S+))", re.I)
-
-
-def _port(token: str) -> int | None:
-    return int(token) if token.isdigit() else _PORT_NAMES.get(token.lower())
-
-
-def _class_ports(children: list[str]) -> tuple[int, ...]:
-    """Ports a class-map's `match port tcp` lines name; SMTP's own port for default-inspection-traffic,
-    `any` and access-list matches (the inspection engine then picks SMTP by port 25)."""
-    ports: list[int] = []
-    for child in children:
-        m = _MPF_PORT.match(child)
-        if m and m.group(1) and _port(m.group(1)) is not None:
-            ports.append(_port(m.group(1)))
-        elif m and m.group(2) and None not in (_port(m.group(2)), _port(m.group(3))):
-            ports += range(_port(m.group(2)), _port(m.group(3)) + 1)
-    return tuple(dict.fromkeys(ports)) or (SMTP_PORT,)
-
-
-def _firewall(items, platform: str):
-    hardware: dict[str, dict] = {}      # name -> {"nameif", "addresses", "shutdown"}
-    by_nameif: dict[str, list] = {}     # PIX 6 `ip address NAMEIF A M`, attached after all `nameif`s
-    fixups: dict[tuple[int, int], str] = {}
-    class_ports: dict[str, tuple[int, ...]] = {}
-    policies: dict[str, dict[str, dict[str, str]]] = {}  # policy -> class -> {protocol: line}
-    service: dict[str, list[Binding]] = {}
-    for item in items:
-        text, children = item.text, [c.text for c in item.child_objs]
-        if m := _PIX6_INTERFACE.match(text):  # ASA block, or PIX 6 flat `interface ethernet2 auto shutdown`
-            iface = hardware.setdefault(m.group(1), {"nameif": None, "addresses": [], "shutdown": False})
-            iface["shutdown"] = "shutdown" in m.group(2).lower().split() or any(c.lower() == "shutdown" for c in children)
-            for child in children:
-                if re.match(r"nameif\s+\S+$", child, re.I):
-                    iface["nameif"] = child.split()[1]
-                elif addr := _address(child):
-                    iface["addresses"].append(addr)
-        elif m := _PIX6_NAMEIF.match(text):
-            hardware.setdefault(m.group(1), {"nameif": None, "addresses": [], "shutdown": False})["nameif"] = m.group(2)
-        elif (m := _PIX6_ADDRESS.match(text)) and (addr := _address("ip address " + m.group(2))):
-            by_nameif.setdefault(m.group(1), []).append(addr)
-        elif m := _FIXUP.match(text):
-            if m.group(2) is None:
-                if m.group(1):  # bare `no fixup protocol smtp` turns the protocol off (PIX 6.x)
-                    fixups.clear()
-                continue
-            span = (int(m.group(2)), int(m.group(3) or m.group(2)))
-            if m.group(1):
-                fixups.pop(span, None)
-            else:
-                fixups[span] = text
-        elif m := _MPF_CLASS.match(text):
-            class_ports[m.group(1)] = _class_ports(children)
-        elif m := _MPF_POLICY.match(text):
-            classes = policies.setdefault(m.group(1), {})
-            for child in item.child_objs:
-                if cm := _MPF_POLICY_CLASS.match(child.text):
-                    inspects = classes.setdefault(cm.group(1), {})
-                    for grandchild in child.child_objs:
-                        if im := _MPF_INSPECT.match(grandchild.text):
-                            if im.group(1):
-                                inspects.pop(im.group(2).lower(), None)
-                            else:
-                                inspects[im.group(2).lower()] = grandchild.text
-        elif m := _MPF_SERVICE.match(text):
-            binding = Binding("*", "global") if m.group(2) else Binding(m.group(3), "both")
-            service.setdefault(m.group(1), []).append(binding)
-
-    for nameif, addresses in by_nameif.items():
-        owner = next((n for n, i in hardware.items() if i["nameif"] == nameif), None)
-        iface = hardware.setdefault(owner or nameif, {"nameif": nameif, "addresses": [], "shutdown": False})
-        iface["addresses"] += addresses
-    interfaces = {name: Interface(name, i["nameif"], tuple(i["addresses"]), i["shutdown"]) for name, i in hardware.items()}
-
-    inspections = [Inspection(platform, "fixup protocol smtp", "smtp", line, tuple(range(low, high + 1)),
-                              (Binding("*", "global"),), (f"no {line}",))
-                   for (low, high), line in fixups.items()]
-    for policy, classes in policies.items():
-        for class_name, inspects in classes.items():
-            for protocol, line in inspects.items():
-                inspections.append(Inspection(
-                    platform, f"policy-map {policy} / class {class_name}", protocol, line,
-                    class_ports.get(class_name, (SMTP_PORT,)), tuple(service.get(policy, ())),
-                    (f"policy-map {policy}", f" class {class_name}", f"  no {line}")))
     return interfaces, inspections
 
 
