@@ -55,6 +55,8 @@ def test_audit_fix_clean_idempotent_and_rollback(lab, tmp_path):
     assert f["status"] == "present" and f["confidence"] == "confirmed", f
     assert "FW01" in f["summary"] and "MAILFW" in f["summary"] and "FastEthernet0/0" in f["summary"]
     assert f["evidence"]["masked"] and f["evidence"]["crossings"][0]["firewall"] == "FW01"
+    # The sender's own side: its queue to EXCH01 in retry with Event 4006 (the demo's raw state).
+    assert f["evidence"]["stalled_senders"][0]["from"] == "EXCH05" and "sits in Retry" in f["summary"]
     (fw,) = doc["firewalls"]
     assert fw["source"] == "device" and fw["error"] is None
     assert {i["rule"]: i["applied"] for i in fw["inspections"]} == {"MAILFW": True, "LEGACY": False}

@@ -180,7 +180,7 @@ def test_service_missing_or_unreadable(demo_fleet):
 def test_symptoms_of_the_demo(demo_fleet):
     fleet = demo_fleet()
     ev = symptoms.events_4006(fleet, fleet["EXCH05"])
-    assert ev["count"] == 2 and ev["remote_hosts"] == ["EXCH55"] and ev["per_remote"][0]["address"].endswith(".19")
+    assert ev["count"] == 3 and ev["remote_hosts"] == ["EXCH01", "EXCH55"] and ev["per_remote"][0]["address"].endswith(".19")
     q = symptoms.queue_retry(fleet, fleet["EXCH08"])
     assert q["remote_hosts"] == ["EXCH04", "EXCH05"]
     stale = symptoms.stale_messages(fleet, fleet["EXCH07"])
@@ -195,3 +195,12 @@ def test_should_fail():
     assert len(audit.should_fail(doc, "unknown")) == 2
     with pytest.raises(audit.AuditError, match="mailflow_fail_on"):
         audit.should_fail(doc, "sometimes")
+
+
+def test_cisco_finding_carries_the_senders_stalled_queue(demo_fleet):
+    fleet = demo_fleet()
+    f = by_host(cisco_smtp_inspection, fleet)["EXCH01"]
+    # No firewall facts in-process: inferred from the masking alone; the stall is EXCH05's own evidence.
+    assert f.status == "present" and f.explains == ["EXCH05"]
+    stalled = cisco_smtp_inspection.stalled_senders(fleet, fleet["EXCH01"], ["EXCH05", "EXCH02"])
+    assert stalled == [{"from": "EXCH05", "event_4006": 1, "link_in_retry": True, "oldest": stalled[0]["oldest"]}]

@@ -17,6 +17,7 @@ that inspects SMTP on a path no probe crossed masked.
 from __future__ import annotations
 
 from ansible_collections.mailflow.exchange.plugins.module_utils import findings as fd
+from ansible_collections.mailflow.exchange.plugins.module_utils import symptoms
 
 CAUSE = fd.Cause(
     id="cisco_smtp_inspection",
@@ -59,6 +60,31 @@ def paths_into(fleet, entry, breaking, placed) -> tuple[dict[str, list], set[str
     return {p: c for p, c in crossings.items() if c}, unplaced
 
 
+def stalled_senders(fleet, entry, senders) -> list[dict]:
+    """The senders' own side of it: Event 4006 naming this server, their link to it in Retry (KB 919091's symptom;
+    Mailguard times out when CRLF.CRLF is split across packets, KB 295725)."""
+    out = []
+    for name in senders:
+        peer = fleet[name]
+        if peer.snapshot is None or "items" not in peer.snapshot:
+            continue
+        events = symptoms.events_4006(fleet, peer)
+        retry = symptoms.queue_retry(fleet, peer)
+        n4006 = sum(r["count"] for r in events.get("per_remote") or [] if r["host"] == entry.name)
+        links = [li for li in retry.get("links") or [] if li["host"] == entry.name]
+        if n4006 or links:
+            out.append({"from": name, "event_4006": n4006, "link_in_retry": bool(links),
+                        "oldest": links[0]["oldest"] if links else None})
+    return out
+
+
+def _stalled_text(stalled, entry) -> str:
+    parts = [f"{s['from']}'s mail to {entry.name} " + " and ".join(
+        (["sits in Retry"] if s["link_in_retry"] else []) + ([f"drew Event 4006 x{s['event_4006']}"] if s["event_4006"] else []))
+        for s in stalled]
+    return f"; {'; '.join(parts)}" if parts else ""
+
+
 def _describe(c) -> str:
     where = "globally" if c.interface == "*" else f"{c.direction} on {c.interface}"
     return f"{c.firewall} ({c.platform}) `{c.line}` applied {where}"
@@ -89,10 +115,13 @@ def detect(fleet):
         seen = sorted(masked_from & set(on_path))
         if seen:
             rules = sorted({_describe(c) for peer in seen for c in on_path[peer]})
+            stalled = stalled_senders(fleet, entry, seen)
+            if stalled:
+                evidence["stalled_senders"] = stalled
             out.append(fd.Finding(
                 CAUSE, entry.name, "present",
                 f"SMTP from {', '.join(seen)} to {entry.name} arrives masked (banner / 500 to EHLO) and crosses "
-                f"{'; '.join(rules)}: remove the SMTP inspection ({_remedy(on_path, seen)})",
+                f"{'; '.join(rules)}{_stalled_text(stalled, entry)}: remove the SMTP inspection ({_remedy(on_path, seen)})",
                 evidence, explains=sorted(masked_from | set(on_path)), confidence="confirmed"))
         elif on_path:
             peers = sorted(on_path)
