@@ -134,7 +134,8 @@ def firewalls_to_fix(doc: dict[str, Any]) -> dict[str, list[str]]:
         for f in h["findings"]:
             if f["cause"] == "cisco_smtp_inspection" and f["status"] == "present" and f["confidence"] == "confirmed":
                 for c in f["evidence"].get("crossings") or []:
-                    if c["platform"] == "ios" and c["from"] in f["explains"]:
+                    # CBAC rules only: a zone-based class usually matches more than SMTP (see the role README).
+                    if c["platform"] == "ios" and c["direction"] in ("in", "out") and c["from"] in f["explains"]:
                         rules.setdefault(c["firewall"], set()).add(c["rule"])
     return {fw: sorted(r) for fw, r in sorted(rules.items())}
 

@@ -125,6 +125,7 @@ _ZBF_MATCH = re.compile(r"^match\s+protocol\s+smtp(\s+extended)?$", re.I)
 _ZBF_NESTED = re.compile(r"^match\s+class-map\s+(\S+)$", re.I)
 _ZBF_POLICY = re.compile(r"^policy-map\s+type\s+inspect\s+(\S+)$", re.I)
 _ZBF_POLICY_CLASS = re.compile(r"^class\s+type\s+inspect\s+(\S+)$", re.I)
+_ZBF_MEMBER = re.compile(r"^zone-member\s+security\s+(\S+)$", re.I)
 _ZBF_PAIR = re.compile(r"^zone-pair\s+security\s+\S+\s+source\s+(\S+)\s+destination\s+(\S+)", re.I)
 _ZBF_SERVICE = re.compile(r"^service-policy\s+type\s+inspect\s+(\S+)$", re.I)
 
@@ -179,8 +180,9 @@ def _ios(items):
         if re.match(r"interface\s+\S", text, re.I):
             name = text.split()[1]
             children = [c.text for c in item.child_objs]
+            zone = next((z.group(1) for c in children if (z := _ZBF_MEMBER.match(c))), None)
             interfaces[name] = Interface(name, None, tuple(a for a in map(interface_address, children) if a),
-                                         any(c.lower() == "shutdown" for c in children))
+                                         any(c.lower() == "shutdown" for c in children), zone)
         elif m := _PORT_MAP.match(text):
             smtp_ports += [p for p in _port_map(m.group(1)) if p not in smtp_ports]
         elif m := _ZBF_CLASS.match(text):
@@ -192,7 +194,8 @@ def _ios(items):
         elif m := _ZBF_PAIR.match(text):
             for child in item.child_objs:
                 if sm := _ZBF_SERVICE.match(child.text):
-                    pairs.setdefault(sm.group(1), []).append(Binding(f"zone-pair {m.group(1)}->{m.group(2)}", "both"))
+                    # A zone pair inspects what goes from its source zone to its destination zone.
+                    pairs.setdefault(sm.group(1), []).append(Binding(f"{m.group(1)}->{m.group(2)}", "zone-pair"))
     ports = tuple(smtp_ports)
     inspections = [
         Inspection("ios", name, protocol, line, ports, tuple(cbac_bindings.get(name, ())),

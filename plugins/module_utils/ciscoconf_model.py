@@ -24,12 +24,14 @@ class Interface:
     nameif: str | None                       # PIX/ASA security name ("outside"); None on IOS
     addresses: tuple[tuple[str, str], ...]   # (ip, dotted mask); IOS secondaries included
     shutdown: bool
+    zone: str | None = None                  # IOS zone-based firewall: ` zone-member security Z`
 
 
 @dataclass(frozen=True)
 class Binding:
-    interface: str   # IOS interface, ASA nameif, "zone-pair SRC->DST", or "*" for global
-    direction: str   # "in" | "out" (IOS CBAC), "global" (PIX fixup, ASA global policy), "both"
+    interface: str   # IOS interface, ASA nameif, "SRC->DST" zones of an IOS zone pair, or "*" for global
+    direction: str   # "in" | "out" (IOS CBAC), "global" (PIX fixup, ASA global policy), "both" (ASA interface
+                     # policy), "zone-pair" (IOS zone-based: from a source-zone interface to a destination-zone one)
 
 
 @dataclass(frozen=True)

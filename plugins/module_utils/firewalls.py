@@ -33,7 +33,8 @@ def facts_from_config(name: str, text: str, *, source: str, platform: str | None
         "platform": cfg.platform, "hostname": cfg.hostname,
         "config_sha256": hashlib.sha256(text.encode("utf-8", "replace")).hexdigest(),
         "segments": {str(k): [str(h) for h in v] for k, v in (segments or {}).items()},
-        "interfaces": {i.name: {"nameif": i.nameif, "addresses": [list(a) for a in i.addresses], "shutdown": i.shutdown}
+        "interfaces": {i.name: {"nameif": i.nameif, "addresses": [list(a) for a in i.addresses], "shutdown": i.shutdown,
+                                "zone": i.zone}
                        for i in cfg.interfaces.values()},
         "inspections": [inspection_dict(i) for i in cfg.smtp_inspections()],
     }
@@ -163,8 +164,11 @@ class Firewall:
         """What a connection entering at src_if and leaving at dst_if meets (src_if != dst_if)."""
         if self._bound is None:  # indexed once: a fleet asks this for every pair of servers
             self._bound = self._index(breaking)
+        interfaces = self.facts.get("interfaces") or {}
+        zones = f"{(interfaces.get(src_if) or {}).get('zone')}->{(interfaces.get(dst_if) or {}).get('zone')}"
         out, seen = [], set()
-        for key in (("*", "global"), (src_if, "in"), (dst_if, "out"), (src_if, "both"), (dst_if, "both")):
+        for key in (("*", "global"), (src_if, "in"), (dst_if, "out"), (src_if, "both"), (dst_if, "both"),
+                    (zones, "zone-pair")):
             for c in self._bound.get(key, ()):
                 if c.line not in seen:     # one crossing per inspection, however many bindings match
                     seen.add(c.line)
@@ -173,11 +177,12 @@ class Firewall:
 
     def _index(self, breaking: dict[str, list[str]]) -> dict[tuple[str, str], list[Crossing]]:
         """(interface, direction) -> the breaking inspections bound there ("in": inspected as it enters
-        from the sender; "out": as it leaves towards the receiver; "both": an ASA interface policy)."""
+        from the sender; "out": as it leaves towards the receiver; "both": an ASA interface policy;
+        ("SRC->DST", "zone-pair"): from an interface in zone SRC to one in zone DST)."""
         bound: dict[tuple[str, str], list[Crossing]] = {}
         for insp in self.breaking(breaking):
             for b in insp["bindings"]:
-                where = "*" if b["direction"] == "global" else self._alias(b["interface"])
+                where = {"global": "*", "zone-pair": b["interface"]}.get(b["direction"]) or self._alias(b["interface"])
                 bound.setdefault((where, b["direction"]), []).append(
                     Crossing(self.name, self.platform or "?", insp["rule"], insp["protocol"], insp["line"],
                              b["interface"], b["direction"], tuple(insp["remediation"])))

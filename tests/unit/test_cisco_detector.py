@@ -214,3 +214,14 @@ def test_the_fix_gets_only_the_rules_confirmed_findings_blame():
     # A config-only (inferred) finding blames nothing the fix may change on its own.
     hosts = [host("EXCH01", "10.1.1.10"), host("EXCH05", "10.1.5.10", {"EXCH01": CLEAR})]
     assert audit.firewalls_to_fix(doc_of(decide(hosts, [ios_facts(text=text)]))) == {}
+
+
+def test_zone_based_policy_blames_the_zone_pair_it_applies_to():
+    from tests.unit.ciscoconf_configs import IOS_ZBF
+    # MAIL-TO-EXCH (smtp) is inspected outside -> inside; inside -> outside only ESMTP-ONLY (smtp extended).
+    hosts = [host("EXCH01", "10.2.0.25", {"EDGE01": CLEAR}), host("EDGE01", "198.51.100.25", {"EXCH01": MASKED})]
+    found = decide(hosts, [firewalls.facts_from_config("ZBF01", IOS_ZBF, source="file")])
+    f = found["EXCH01"]
+    assert f.confidence == "confirmed" and "to zone pair outside->inside" in f.summary
+    assert found["EDGE01"].status == "absent"
+    assert audit.firewalls_to_fix(doc_of(found)) == {}     # zone-based classes are changed by hand, not by the role

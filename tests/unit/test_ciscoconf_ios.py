@@ -57,10 +57,11 @@ def test_ios_zone_based_policies_that_inspect_smtp_through_a_zone_pair():
                           ("policy-map type inspect IN-TO-OUT / class ESMTP-ONLY", "esmtp")}  # UNUSED only passes
     nested = found["policy-map type inspect OUT-TO-IN / class MAIL-TO-EXCH", "smtp"]
     assert nested.line == "match protocol smtp"
-    assert nested.bindings == (Binding("zone-pair outside->inside", "both"),)
+    assert nested.bindings == (Binding("outside->inside", "zone-pair"),)
     assert nested.remediation == ("class-map type inspect match-any MAIL-PROTOCOLS", " no match protocol smtp")
     assert found["policy-map type inspect IN-TO-OUT / class ESMTP-ONLY", "esmtp"].bindings == (
-        Binding("zone-pair inside->outside", "both"),)
+        Binding("inside->outside", "zone-pair"),)
+    assert {i.name: i.zone for i in cfg.interfaces.values()} == {"GigabitEthernet0/0": "inside", "GigabitEthernet0/1": "outside"}
 
 
 

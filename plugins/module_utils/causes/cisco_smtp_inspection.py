@@ -86,7 +86,8 @@ def _stalled_text(stalled, entry) -> str:
 
 
 def _describe(c) -> str:
-    where = "globally" if c.interface == "*" else f"{c.direction} on {c.interface}"
+    where = ("globally" if c.interface == "*" else f"to zone pair {c.interface}" if c.direction == "zone-pair"
+             else f"{c.direction} on {c.interface}")
     return f"{c.firewall} ({c.platform}) `{c.line}` applied {where}"
 
 
