@@ -42,7 +42,7 @@ notes:
     interface whose subnet holds a server's C(ansible_host) address)."
   - Bad variables fail the task, naming the firewall and the variable (run with O(check_only) before the reads, as
     playbooks/audit.yml does). A C(mailflow_firewall_segments) key that names no interface of the config (IOS
-    abbreviations such as C(Fa0/0) are understood) is returned in RV(problems) for the caller to fail on: the task
+    abbreviations such as C(Fa0/0) are understood) is returned in RV(problems) for the caller to fail on, because the task
     carries configs, so it runs with C(no_log) and its own failure message would be hidden.
   - A PIX or ASA is read from a saved file (C(mailflow_firewall_config_source=file)); cisco.ios reads IOS only.
 attributes:
