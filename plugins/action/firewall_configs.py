@@ -34,7 +34,9 @@ class ActionModule(ActionBase):
         # Every firewall's variables are checked before any is read.
         plans = [self._plan(name, hostvars.get(name, {})) for name in args["firewalls"]]
         if args["check_only"]:
-            return result | {"changed": False, "msg": f"{len(plans)} firewall(s): variables checked"}
+            # The ones to read with cisco.ios: the source is decided here, not again in the playbook.
+            return result | {"changed": False, "from_device": [p[0] for p in plans if p[1] == "device"],
+                             "msg": f"{len(plans)} firewall(s): variables checked"}
         if not args["save_dir"]:
             raise AnsibleActionFail("save_dir is required unless check_only")
         os.makedirs(args["save_dir"], exist_ok=True)

@@ -120,16 +120,13 @@ def rollback_plan(name: str, text: str, backup: dict) -> tuple[list[str], list[s
     to its owner, as rollback.yml does for server settings."""
     if backup.get("state") not in ROLLBACK_STATES:
         return [], []
-    cfg = ciscoconf.parse(text)
-    present = {(i.rule, i.protocol) for i in cfg.smtp_inspections()}
+    # Holding the change's state means every restore line of the rule is still needed.
+    needed = set(restore_lines(text, backup))
     send: list[str] = []
     left: list[str] = []
-    restore = backup["device"]["restore"]
     for rule in backup["device"]["rules"]:
-        added_esmtp = f"no ip inspect name {rule} esmtp" in restore
-        holds = (rule, "smtp") not in present and (not added_esmtp or (rule, "esmtp") in present)
-        mine = [line for line in restore if _rule_of(line) == rule]
-        (send.extend(mine) if holds else left.append(rule))
+        mine = [line for line in backup["device"]["restore"] if _rule_of(line) == rule]
+        (send.extend(mine) if needed.issuperset(mine) else left.append(rule))
     return send, left
 
 

@@ -72,6 +72,11 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+from_device:
+  description: With O(check_only), the firewalls whose config is read from the device (C(cisco.ios.ios_command)).
+  type: list
+  elements: str
+  returned: when check_only
 problems:
   description: Inventory mistakes found once the configs were parsed (segment keys no interface has), naming the firewall.
   type: list
