@@ -14,8 +14,26 @@ DEMO = os.path.join(ROOT, "lab", "scenarios", "demo.yml")
 # 127.<block>.x.y: one block per running lab, so labs never share an address. Each pytest-xdist worker has
 # its own range (gw0: 101-177, gw1: 178-254); within it the PID spreads concurrent test runs apart. Blocks are
 # reused round-robin: a test's labs are stopped before the next test starts.
+# MAILFLOW_TEST_BLOCKS=LO-HI gives this run its own range instead (two checkouts tested at once on one
+# machine); it is split between the two workers the same way.
 _WORKER = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0")[2:] or 0) % 2
-_BLOCKS = (101 + _WORKER * 77 + (os.getpid() % 7 * 11 + n) % 77 for n in itertools.count())
+
+
+def _block_range() -> tuple[int, int, int]:
+    """(first block of this worker, how many, spread offset)."""
+    spec = os.environ.get("MAILFLOW_TEST_BLOCKS")
+    if not spec:
+        return 101 + _WORKER * 77, 77, os.getpid() % 7 * 11
+    lo, _, hi = spec.partition("-")
+    lo, hi = int(lo), int(hi)
+    if not 1 <= lo < hi <= 254:
+        raise ValueError(f"MAILFLOW_TEST_BLOCKS={spec!r}: want LO-HI within 1-254")
+    size = max(1, (hi - lo + 1) // 2)
+    return lo + _WORKER * size, size, 0
+
+
+_FIRST, _SIZE, _SPREAD = _block_range()
+_BLOCKS = (_FIRST + (_SPREAD + n) % _SIZE for n in itertools.count())
 
 
 def relocate(data: dict) -> dict:
