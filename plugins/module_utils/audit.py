@@ -113,7 +113,7 @@ def run(fleet: Fleet, generated: str, check_mode: bool | None = None,
         "schema": SCHEMA,
         "generated": generated,
         "check_mode": check_mode,
-        "causes": [{"id": c.id, "title": c.title, "sources": list(c.sources), "fix": c.fix, "kb919091_cause": c.kb919091_cause}
+        "causes": [{"id": c.id, "title": c.title, "sources": list(c.sources), "fix": c.role, "kb919091_cause": c.kb919091_cause}
                    for c in causes.catalog().values()],
         "hosts": hosts,
         "peers": [{"from": p.source, "to": p.target, "result": p.result, "banner": (p.raw.get("banner") or "").split("\n")[0],

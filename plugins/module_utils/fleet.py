@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from functools import cached_property
+from typing import Any, Callable, Iterator
 
 from ansible_collections.mailflow.exchange.plugins.module_utils.firewalls import Firewall
 from ansible_collections.mailflow.exchange.plugins.module_utils.hostview import HostView
@@ -87,8 +88,9 @@ class HostEntry:
     error: str | None = None                   # why there is no snapshot
     declared: dict[str, Any] = field(default_factory=dict)  # inventory hints: platform, greylisting
 
-    @property
+    @cached_property
     def view(self) -> HostView | None:
+        # One view per host per audit: the view caches what it parses (MetaBase.xml), and every detector asks.
         return HostView(self.snapshot) if self.snapshot is not None else None
 
     @property
@@ -114,6 +116,14 @@ class Fleet:
             self._by_target.setdefault(p.target, []).append(p)
             self._by_source.setdefault(p.source, []).append(p)
         self._ad = self._org_servers()
+        self._derived: dict[tuple[str, str], Any] = {}
+
+    def derived(self, what: str, name: str, compute: Callable[[], Any]) -> Any:
+        """A fact derived from one host's snapshot (its symptoms, say), computed once per fleet."""
+        key = (what, name)
+        if key not in self._derived:
+            self._derived[key] = compute()
+        return self._derived[key]
 
     def __iter__(self) -> Iterator[HostEntry]:
         return iter(self.entries.values())

@@ -10,6 +10,7 @@
 """
 from __future__ import annotations
 
+import functools
 import re
 from datetime import datetime, timezone
 from typing import Any
@@ -43,6 +44,15 @@ def _unknown(name: str, reason: str) -> dict:
     return {"symptom": name, "observed": None, "count": None, "reason": reason, "remote_hosts": []}
 
 
+def _per_host(fn):
+    """Computed once per host per fleet: every detector asks for the same symptoms (fleet.derived)."""
+    @functools.wraps(fn)
+    def cached(fleet: Fleet, entry: HostEntry) -> dict:
+        return fleet.derived(fn.__name__, entry.name, lambda: fn(fleet, entry))
+    return cached
+
+
+@_per_host
 def events_4006(fleet: Fleet, entry: HostEntry) -> dict:
     view = entry.view
     if "events_4006" in view.errors or "events_4006" not in view.items:
@@ -76,6 +86,7 @@ def _retry_links(view) -> list[dict]:
     return out
 
 
+@_per_host
 def queue_retry(fleet: Fleet, entry: HostEntry) -> dict:
     view = entry.view
     if view.kind not in ("exchange2003", "exchange2000"):
@@ -96,6 +107,7 @@ def queue_retry(fleet: Fleet, entry: HostEntry) -> dict:
             "remote_hosts": sorted({li["host"] for li in links if li["host"]})}
 
 
+@_per_host
 def stale_messages(fleet: Fleet, entry: HostEntry) -> dict:
     view = entry.view
     minutes = int(fleet.setting("stale_queue_minutes"))

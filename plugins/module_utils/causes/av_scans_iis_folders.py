@@ -23,7 +23,9 @@ CAUSE = fd.Cause(
     id="av_scans_iis_folders",
     title="Real-time antivirus scanning of the IIS and SMTP folders (no folder exclusions)",
     sources=("field notes 002 case 3", "KB245822", "KB328841", "ExBPA aa997602", "Symantec TECH101713"),
-    severity="medium", fix="mailflow.exchange.fix_av_scans_iis_folders",
+    severity="medium",
+    position=90,
+    fix=fd.Fix(order=80, args=dict(extra_folders=dict(type="list", elements="str", default=[]))),
     symptom_scope="outbound",
 )
 _SWITCH = "HaveExceptionDirs"

@@ -24,7 +24,10 @@ CAUSE = fd.Cause(
     title="Cisco SMTP inspection on the path breaks ESMTP",
     sources=("KB919091", "KB295725", "KB320027"),
     # The role runs on the IOS device (the firewalls group); PIX/ASA findings carry the lines to paste.
-    severity="high", fix="mailflow.exchange.fix_cisco_smtp_inspection", kb919091_cause=5, symptom_scope="inbound",
+    severity="high",
+    position=50,
+    fix=fd.Fix(order=10, on="network"),
+    kb919091_cause=5, symptom_scope="inbound",
 )
 _CLEAR = ("banner", "greylisted", "rejected")
 

@@ -17,7 +17,10 @@ CAUSE = fd.Cause(
     id="glitch_retry_short",
     title="GlitchRetrySeconds too short for greylisting peers",
     sources=("field notes 004", "TechNet aa998772", "TechNet aa996601"),
-    severity="medium", fix="mailflow.exchange.fix_glitch_retry_short", symptom_scope="outbound",
+    severity="medium",
+    position=110,
+    fix=fd.Fix(order=60, args=dict(seconds=dict(type="int", required=True))),
+    symptom_scope="outbound",
 )
 
 

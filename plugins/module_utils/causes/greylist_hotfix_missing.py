@@ -30,7 +30,9 @@ CAUSE = fd.Cause(
     id="greylist_hotfix_missing",
     title="Greylisting hotfix missing (KB 950757 on Exchange 2003, KB 934709 on a Windows 2003 SMTP relay)",
     sources=("KB950757", "KB934709", "field notes 004"),
-    severity="medium", fix="mailflow.exchange.fix_greylist_hotfix_missing",
+    severity="medium",
+    position=120,
+    fix=fd.Fix(order=110, args=dict(package=dict(type="str", default=""))),
     symptom_scope="outbound",
 )
 _SETTING = {"exchange2003": "greylist_hotfix_exchange", "smtp_relay": "greylist_hotfix_relay"}

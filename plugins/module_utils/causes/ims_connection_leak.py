@@ -21,7 +21,9 @@ CAUSE = fd.Cause(
     id="ims_connection_leak",
     title="Exchange 5.x Internet Mail Service leaks outbound SMTP connections (build before the fix)",
     sources=("Q175982", "Q158530"),
-    severity="high", fix="mailflow.exchange.fix_ims_connection_leak",
+    severity="high",
+    position=130,
+    fix=fd.Fix(order=120, args=dict(restart=dict(type="bool", default=False))),
     symptom_scope="outbound",
 )
 

@@ -32,7 +32,10 @@ CAUSE = fd.Cause(
     id="metabase_corrupt",
     title="IIS metabase corrupted (MetaBase.xml unreadable, SMTP keys or Exchange EHLO verbs missing)",
     sources=("KB919091", "KB304166", "KB843093", "TechNet bb124688", "TechNet cc739752"),
-    severity="high", fix="mailflow.exchange.fix_metabase_corrupt", kb919091_cause=6,
+    severity="high",
+    position=60,
+    fix=fd.Fix(order=10, args=dict(allow_restore=dict(type="bool", default=False))),
+    kb919091_cause=6,
     symptom_scope="inbound",
 )
 _HISTORY = re.compile(r"(MetaBase|MBSchema)_(\d+)_(\d+)\.xml$", re.I)

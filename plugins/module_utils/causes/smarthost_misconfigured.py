@@ -21,7 +21,10 @@ CAUSE = fd.Cause(
     id="smarthost_misconfigured",
     title="Wrong smart host on the SMTP virtual server",
     sources=("field notes 002 case 2", "KB821911", "KB257426"),
-    severity="high", fix="mailflow.exchange.fix_smarthost_misconfigured", symptom_scope="outbound",
+    severity="high",
+    position=80,
+    fix=fd.Fix(order=50, args=dict(smarthost=dict(type="str", required=True))),
+    symptom_scope="outbound",
 )
 _LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
 _TYPES = {0: "no smart host", 1: "DNS first, then the smart host", 2: "always the smart host"}

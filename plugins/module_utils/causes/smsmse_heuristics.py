@@ -20,7 +20,10 @@ CAUSE = fd.Cause(
     id="smsmse_heuristics",
     title="Symantec Mail Security for Exchange heuristics (Bloodhound) scanning alters outgoing messages",
     sources=("KB919091", "Terry's WebLog 2005-04-01"),
-    severity="high", fix="mailflow.exchange.fix_smsmse_heuristics", kb919091_cause=3,
+    severity="high",
+    position=30,
+    fix=fd.Fix(order=100),
+    kb919091_cause=3,
     symptom_scope="outbound",
 )
 _OVERRIDE = ("where SMSMSE keeps its heuristics switch is a lab assumption (not confirmed); set "

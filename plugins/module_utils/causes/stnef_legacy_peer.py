@@ -24,7 +24,10 @@ CAUSE = fd.Cause(
     id="stnef_legacy_peer",
     title="S-TNEF / binary MIME sent to a legacy or non-Exchange peer",
     sources=("KB919091", "KB254089", "KB259890", "KB323483", "KB257569"),
-    severity="high", fix="mailflow.exchange.fix_stnef_legacy_peer", kb919091_cause=2, symptom_scope="outbound",
+    severity="high",
+    position=20,
+    fix=fd.Fix(order=70, args=dict(setting=dict(type="raw"))),
+    kb919091_cause=2, symptom_scope="outbound",
 )
 _NON_EXCHANGE = ("smtp", "smtp_relay", "non_exchange")
 
