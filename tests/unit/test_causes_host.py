@@ -305,7 +305,7 @@ def test_ims_build_from_the_banner_then_nothing(demo_fleet):
     assert f.status == "unknown" and "build" in f.reason
 
 
-def _managed_55(demo_lab, connections):
+def _managed_55(addresses, connections):
     """EXCH55 as if it had WinRM: RELAY01's snapshot recast as a 5.5 SP1 server with these port-25 connections."""
     def edit(s):
         snap = copy.deepcopy(s["RELAY01"])
@@ -317,22 +317,22 @@ def _managed_55(demo_lab, connections):
             fail_item({"EXCH55": snap}, "EXCH55", "smtp_connections", "Access is denied")
         else:
             snap["items"]["smtp_connections"] = [
-                {"local": f"{demo_lab.fleet.hosts['EXCH55'].address}:{1031 + i}",
-                 "remote": f"{demo_lab.fleet.hosts[peer].address}:25", "state": state} for i, (peer, state) in enumerate(connections)]
+                {"local": f"{addresses['EXCH55']}:{1031 + i}",
+                 "remote": f"{addresses[peer]}:25", "state": state} for i, (peer, state) in enumerate(connections)]
         s["EXCH55"] = snap
     return edit
 
 
-def test_ims_managed_with_leaked_connections(demo_lab, demo_fleet):
+def test_ims_managed_with_leaked_connections(demo_addresses, demo_fleet):
     conns = [("RELAY01", "Established")] * 3 + [("EXCH01", "Established"), ("EXCH01", "TimeWait")]
-    f = run(ims_connection_leak, demo_fleet(edit=_managed_55(demo_lab, conns)))["EXCH55"]
+    f = run(ims_connection_leak, demo_fleet(edit=_managed_55(demo_addresses, conns)))["EXCH55"]
     assert f.status == "present" and f.severity is None and len(f.evidence["connections"]) == 4
     assert f.explains == ["EXCH01", "RELAY01"]
 
-    f = run(ims_connection_leak, demo_fleet(edit=_managed_55(demo_lab, [("RELAY01", "Established")])))["EXCH55"]
+    f = run(ims_connection_leak, demo_fleet(edit=_managed_55(demo_addresses, [("RELAY01", "Established")])))["EXCH55"]
     assert f.status == "present" and f.severity == "medium" and "not seen yet" in f.summary
 
-    f = run(ims_connection_leak, demo_fleet(edit=_managed_55(demo_lab, None)))["EXCH55"]
+    f = run(ims_connection_leak, demo_fleet(edit=_managed_55(demo_addresses, None)))["EXCH55"]
     assert f.status == "present" and f.evidence["connections"] is None and "smtp_connections" in f.evidence["connections_note"]
 
 
