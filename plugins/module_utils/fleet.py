@@ -226,7 +226,3 @@ class Fleet:
             kind = "exchange55" if v.startswith("5.") else {"6.5": "exchange2003", "6.0": "exchange2000"}.get(v, "exchange")
             return kind, ex["source"]
         return None, "no snapshot, no inventory mailflow_platform and no Exchange server object in AD"
-
-    def is_exchange_host(self, name: str) -> bool:
-        kind, _ = self.kind_of(name)
-        return bool(kind) and kind.startswith("exchange")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from ansible_collections.mailflow.exchange.plugins.module_utils import findings as fd
 from ansible_collections.mailflow.exchange.plugins.module_utils.causes.common import greylisting_peers, per_host, sends_to
-from ansible_collections.mailflow.exchange.plugins.module_utils.remediation import Change, FixError
+from ansible_collections.mailflow.exchange.plugins.module_utils.remediation import Change, FixError, setting
 
 CAUSE = fd.Cause(
     id="glitch_retry_short",
@@ -19,7 +19,7 @@ CAUSE = fd.Cause(
     sources=("field notes 004", "TechNet aa998772", "TechNet aa996601"),
     severity="medium",
     position=110,
-    fix=fd.Fix(order=60, args=dict(seconds=dict(type="int", required=True))),
+    fix=fd.Fix(order=60, args=dict(seconds=dict(type="int"))),
     symptom_scope="outbound",
 )
 
@@ -68,16 +68,26 @@ def detect(fleet):
 
 QUEUING = r"HKLM\SYSTEM\CurrentControlSet\Services\SMTPSVC\Queuing"
 FIX_READS = ("smtpsvc_queuing", "services")
-# Below 30 s the three glitch retries are over before any greylisting delay; above an hour a
-# transient failure holds mail longer than the retry schedule itself (15, 30, 60 minutes).
+# A sanity bound on what the fix writes: below 30 s the three glitch retries are over before any greylisting
+# delay; above an hour a transient failure holds mail longer than the retry schedule itself (15, 30, 60 minutes).
 SECONDS_RANGE = (30, 3600)
+SECONDS_VAR = "mailflow_glitch_retry_seconds"
 
 
 def fix_params(args: dict, facts: dict) -> dict:
+    """The value to write: the role's variable, or by default the knowledge the detector judges by
+    (detect.glitch_retry_min_seconds), so a fix the audit would not accept is refused before any host is read."""
+    minimum = int(setting(facts, "glitch_retry_min_seconds"))
     seconds = args.get("seconds")
+    if seconds is None:
+        seconds = minimum
     if isinstance(seconds, bool) or not isinstance(seconds, int) or not SECONDS_RANGE[0] <= seconds <= SECONDS_RANGE[1]:
-        raise FixError(f"mailflow_glitch_retry_seconds must be a whole number of seconds from {SECONDS_RANGE[0]} to "
+        raise FixError(f"{SECONDS_VAR} must be a whole number of seconds from {SECONDS_RANGE[0]} to "
                        f"{SECONDS_RANGE[1]}, got {seconds!r}")
+    if seconds < minimum:
+        raise FixError(f"{SECONDS_VAR} is {seconds}, below the {minimum} s the audit requires (knowledge "
+                       f"detect.glitch_retry_min_seconds): the audit would still find the cause; leave it unset to use "
+                       f"{minimum}, or change the knowledge for audit and fix alike")
     return {"seconds": seconds}
 
 

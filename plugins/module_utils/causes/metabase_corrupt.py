@@ -152,7 +152,8 @@ def _senders_stuck(fleet, entry) -> list[str]:
 # is damaged.
 
 FIX_READS = ("metabase", "metabase_history", "services", "computer")
-HISTORY_TEXTS = "metabase_history_texts"  # {path (lower case): file item}, added to the view by the fix action
+HISTORY_TEXTS = "metabase_history_texts"  # {path (lower case): file item}, added to the view by the fix lifecycle
+FOLLOW_UP_ITEM = HISTORY_TEXTS
 MAX_CANDIDATES = 10  # MaxHistoryFiles' default: the pairs IIS keeps (cc739752)
 
 
@@ -192,7 +193,7 @@ def _live_schema(view) -> str:
     return view.item("metabase")["path"].rsplit("\\", 1)[0] + "\\MBSchema.xml"
 
 
-def history_reads(view, facts: dict) -> list[tuple[str, Op]]:
+def follow_up_reads(view, facts: dict) -> list[tuple[str, Op]]:
     """[(path, file_read)] for the candidate pairs and the live MBSchema.xml, when MetaBase.xml is damaged."""
     try:
         if damage(view, _max_bytes(facts)) is None:

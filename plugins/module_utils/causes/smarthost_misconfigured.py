@@ -15,7 +15,7 @@ from ansible_collections.mailflow.exchange.plugins.module_utils import findings 
 from ansible_collections.mailflow.exchange.plugins.module_utils.causes.common import per_host
 from ansible_collections.mailflow.exchange.plugins.module_utils.hostview import Missing
 from ansible_collections.mailflow.exchange.plugins.module_utils.metabase import MetabaseError
-from ansible_collections.mailflow.exchange.plugins.module_utils.remediation import Change, FixError
+from ansible_collections.mailflow.exchange.plugins.module_utils.remediation import NeedsInput, Change, FixError
 
 CAUSE = fd.Cause(
     id="smarthost_misconfigured",
@@ -137,9 +137,11 @@ _PRINTABLE = re.compile(r"[\x20-\x7e]+")
 
 def fix_params(args: dict, facts: dict) -> dict:
     raw = args.get("smarthost")
-    if not isinstance(raw, str) or not raw.strip():
-        raise FixError("mailflow_smarthost must be set to the smart host to use, a fully qualified domain name or an IP "
-                       "address in brackets (KB 821911); it defaults to mailflow_smarthost_expected")
+    if raw is None or (isinstance(raw, str) and not raw.strip()):
+        raise NeedsInput("mailflow_smarthost", "mailflow_smarthost must be set to the smart host to use, a fully qualified "
+                         "domain name or an IP address in brackets (KB 821911); it defaults to mailflow_smarthost_expected")
+    if not isinstance(raw, str):
+        raise FixError(f"mailflow_smarthost must be text, got {raw!r}")
     value = raw.strip()
     problems = [] if _PRINTABLE.fullmatch(value) else ["only printable ASCII, one line"]
     problems += smarthost_problems(value)

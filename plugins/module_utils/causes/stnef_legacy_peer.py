@@ -239,6 +239,18 @@ def setting_items(facts: dict) -> list[str]:
     return [e["item"] for e in _entries(value) if isinstance(e, dict) and e.get("item") in facts.get("collect", {})]
 
 
+def fix_reads(facts: dict) -> list[str]:
+    """The setting's own collect items are read with the rest, in the same one command."""
+    return list(FIX_READS) + [i for i in setting_items(facts) if i not in FIX_READS]
+
+
+def knowledge_from_args(args: dict) -> dict:
+    # KB 254089's entries are unconfirmed, so where they live is the user's to say (mailflow_stnef_setting). They
+    # become the knowledge the audit reads, under the user's own overrides (mailflow_knowledge wins, as everywhere),
+    # so the fix decides with the detector's reading of them.
+    return setting_knowledge(args.get("setting"))
+
+
 def plan(view, params) -> list[Change]:
     if not params["setting"] or view.kind not in _SENDERS:
         return []  # the store driver that sends S-TNEF is Exchange 2000/2003's
