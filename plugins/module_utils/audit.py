@@ -27,6 +27,7 @@ DECLARED = {
     "mailflow_greylists": "greylists",
     "mailflow_greylisting_peers": "greylisting_peers",
     "mailflow_smarthost_expected": "smarthost_expected",
+    "mailflow_windows_version": "windows_version",  # an unmanaged host's Windows NT version ("5.0" = Windows 2000)
 }
 
 

@@ -267,16 +267,41 @@ def test_ims_demo(demo_fleet):
     found = run(ims_connection_leak, demo_fleet())
     assert statuses(found) == {**{h: "not_applicable" for h in HOSTS}, "EXCH55": "present"}
     f = found["EXCH55"]
-    assert (f.evidence["build"], f.evidence["fixed_build"]) == (2232, 2448)
+    # Q242221 (the 5.5 SP1 fix list) names Q175982: SP1, build 2232, is the first fixed 5.5 build.
+    assert (f.evidence["build"], f.evidence["fixed_build"]) == (1960, 2232)
     assert f.evidence["connections"] is None and "not managed" in f.evidence["connections_note"]
-    assert "could not be read" in f.summary and f.severity == "medium" and f.confidence == "inferred"
-    assert f.evidence["exchange"]["service_pack"] == "Service Pack 1"
+    assert "could not be read" in f.summary and f.severity == "medium" and f.confidence == "confirmed"
+    assert f.evidence["exchange"]["service_pack"] is None and "unsupported" not in f.evidence
+    assert f.evidence["windows_version"] is None  # unmanaged and not declared: nothing said about Q253249
 
 
-@pytest.mark.parametrize("serial", ["Version 5.5 (Build 2448.8: Service Pack 2)", "Version 5.5 (Build 2653.23: Service Pack 4)"])
+@pytest.mark.parametrize("serial", ["Version 5.5 (Build 2232.4: Service Pack 1)", "Version 5.5 (Build 2448.8: Service Pack 2)",
+                                    "Version 5.5 (Build 2653.23: Service Pack 4)"])
 def test_ims_build_at_or_past_the_fix_is_absent(demo_fleet, serial):
     f = run(ims_connection_leak, demo_fleet(edit=lambda s: _serial(s, serial)))["EXCH55"]
-    assert f.status == "absent" and f.confidence == "inferred"
+    assert f.status == "absent" and f.confidence == "confirmed"
+
+
+@pytest.mark.parametrize("serial,status,unsupported", [
+    ("Version 5.5 (Build 2232.4: Service Pack 1)", "present", True),   # leak fixed, but below SP3 on Windows 2000
+    ("Version 5.5 (Build 2448.8: Service Pack 2)", "present", True),
+    ("Version 5.5 (Build 2650.24: Service Pack 3)", "absent", False),
+    ("Version 5.5 (Build 1960.4)", "present", True),                   # leaky and unsupported: both said
+])
+def test_ims_exchange55_below_sp3_on_windows_2000_is_unsupported(demo_fleet, serial, status, unsupported):
+    """Q253249: on Windows 2000 only Exchange 5.5 SP3 (2650) or later is supported; the inventory says the OS."""
+    f = run(ims_connection_leak, demo_fleet(edit=lambda s: _serial(s, serial),
+                                            declared={"EXCH55": {"windows_version": "5.0"}}))["EXCH55"]
+    assert f.status == status and ("unsupported" in f.evidence) is unsupported
+    if unsupported:
+        assert "Q253249" in f.summary and f.evidence["unsupported"]["min_build_on_windows_2000"] == 2650
+    if unsupported and "1960" not in serial:
+        assert f.summary.startswith("unsupported:") and "Q175982 fix" in f.summary and f.severity == "medium"
+        assert f.explains == []  # no leak: no peer's stalled mail is put on it
+    # On Windows NT 4.0 the same SP1 build is simply fixed.
+    f = run(ims_connection_leak, demo_fleet(edit=lambda s: _serial(s, "Version 5.5 (Build 2232.4: Service Pack 1)"),
+                                            declared={"EXCH55": {"windows_version": "4.0"}}))["EXCH55"]
+    assert f.status == "absent"
 
 
 def test_ims_build_from_the_banner_then_nothing(demo_fleet):
@@ -306,12 +331,12 @@ def test_ims_build_from_the_banner_then_nothing(demo_fleet):
 
 
 def _managed_55(demo_lab, connections):
-    """EXCH55 as if it had WinRM: RELAY01's snapshot recast as a 5.5 SP1 server with these port-25 connections."""
+    """EXCH55 as if it had WinRM: RELAY01's snapshot recast as a 5.5 server before SP1 with these port-25 connections."""
     def edit(s):
         snap = copy.deepcopy(s["RELAY01"])
         snap["host"] = "EXCH55"
         snap["platform"].update(computer_name="EXCH55", kind="exchange55",
-                                exchange={"version": "5.5", "build": "2232.4", "service_pack": "Service Pack 1", "source": "ad:serialNumber"})
+                                exchange={"version": "5.5", "build": "1960.4", "service_pack": None, "source": "ad:serialNumber"})
         snap["probes"] = []
         if connections is None:
             fail_item({"EXCH55": snap}, "EXCH55", "smtp_connections", "Access is denied")
