@@ -240,6 +240,36 @@ def test_greylist_no_greylisting_anywhere(demo_fleet):
     assert found["EXCH03"].status == "absent"  # it greylists, but EXCH03 has no mail for it
 
 
+def _smtp_runs(snaps, host):
+    snaps[host]["items"]["services"]["SMTPSVC"].update(state="running", start_mode="auto")
+
+
+def test_greylist_old_queue_files_alone_are_not_kb950757(demo_fleet):
+    """KB 950757's held messages sit in the store's SMTP Temp tables, invisible in ESM, after a greylisting 4.7.1:
+    old .EML files in an Exchange 2003 queue folder are not its signature, with SMTP running or not."""
+    def edit(s):
+        _no_greylisting(s)
+        _smtp_runs(s, "EXCH07")  # the issue's case: a corrupt MetaBase.xml, SMTP up, files hours old
+        s["EXCH05"]["items"]["smtp_links"] = []  # old files, no link in retry: "in no visible queue"
+    found = run(greylist_hotfix_missing, demo_fleet(edit=edit))
+    for host in ("EXCH05", "EXCH07"):
+        f = found[host]
+        assert f.status == "absent" and f.evidence["stale_queue_messages"]["count"] >= 1, host
+        assert "not KB 950757's signature" in f.summary, host
+
+
+def test_greylist_relay_queue_files_explained_by_a_corrupt_metabase_or_stopped_smtp(demo_fleet):
+    def corrupt(s):
+        s["RELAY01"]["items"]["metabase"]["text"] = s["RELAY01"]["items"]["metabase"]["text"][:400]
+    f = run(greylist_hotfix_missing, demo_fleet(edit=corrupt))["RELAY01"]
+    assert f.status == "absent" and "metabase_corrupt" in f.evidence["stale_queue_messages"]["explained_by"]
+
+    def stopped(s):
+        s["RELAY01"]["items"]["services"]["SMTPSVC"]["state"] = "stopped"
+    f = run(greylist_hotfix_missing, demo_fleet(edit=stopped))["RELAY01"]
+    assert f.status == "absent" and f.evidence["stale_queue_messages"]["explained_by"] == "SMTPSVC is not running"
+
+
 def test_greylist_hotfixes_failed_unreachable_and_kinds(demo_fleet):
     f = run(greylist_hotfix_missing, demo_fleet(edit=lambda s: fail_item(s, "EXCH03", "hotfixes")))["EXCH03"]
     assert f.status == "unknown" and "hotfixes" in f.reason
@@ -454,3 +484,15 @@ def test_metabase_history_variants(demo_fleet):
     assert [p["major"] for p in f.evidence["history_pairs"]] == [4]
     f = run(metabase_corrupt, demo_fleet(edit=lambda s: fail_item(s, "EXCH07", "metabase_history")))["EXCH07"]
     assert f.status == "present" and f.evidence["history_pairs"] == [] and "metabase_history" in f.evidence["history_note"]
+
+
+def test_a_hotfix_never_ranks_before_a_corrupt_metabase(demo_fleet):
+    """EXCH07 with SMTP up and mail for a greylisting peer: the corrupt MetaBase.xml (IIS cannot load SMTP's
+    configuration) explains its stalled mail first, so the hotfix is ranked after metabase_corrupt."""
+    from ansible_collections.mailflow.exchange.plugins.module_utils import audit, symptoms
+
+    fleet = demo_fleet(edit=lambda s: _smtp_runs(s, "EXCH07"), declared={"EXCH07": {"greylisting_peers": ["partner.example"]}})
+    found = [run(m, fleet)["EXCH07"] for m in (greylist_hotfix_missing, metabase_corrupt)]
+    assert [f.status for f in found] == ["present", "present"]
+    audit.rank(found, symptoms.of_host(fleet, fleet["EXCH07"]))
+    assert {f.cause.id: f.rank for f in found} == {"metabase_corrupt": 1, "greylist_hotfix_missing": 2}
