@@ -58,7 +58,10 @@ class _Reader:
             if m := re.match(r"^name\s+(\d+\.\d+\.\d+\.\d+)\s+(\S+)", text, re.I):
                 self.names[m.group(2)] = m.group(1)
             elif m := re.match(r"^object\s+network\s+(\S+)", text, re.I):
-                self.objects[m.group(1)] = self._object(children)
+                # ASA 8.3+ repeats `object network X` for its NAT line: a block without addresses adds none.
+                found = self._object(children)
+                if found != [] or m.group(1) not in self.objects:
+                    self.objects[m.group(1)] = found
             elif m := re.match(r"^object-group\s+network\s+(\S+)", text, re.I):
                 groups[m.group(1)] = children
             elif m := re.match(r"^object-group\s+(?:service|protocol|icmp-type)\s+(\S+)", text, re.I):

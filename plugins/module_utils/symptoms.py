@@ -32,6 +32,7 @@ _IPV4 = re.compile(r"(?<![\d.])(\d{1,3}(?:\.\d{1,3}){3})(?![\d.])")
 # or in brackets.
 _NAMED = re.compile(r"(?:'|\"|\[)(?P<q>[A-Za-z0-9][A-Za-z0-9.-]*)(?:'|\"|\])|"
                     r"\b(?:host|server|domain)\s+(?P<w>[A-Za-z0-9][A-Za-z0-9-]*(?:\.[A-Za-z0-9-]+)+)", re.I)
+_DOTTED = re.compile(r"\b[A-Za-z][A-Za-z0-9-]*(?:\.[A-Za-z0-9-]+)+\b")
 # (reason, words that show it): the conditions of the Exchange Server Analyzer's 4006 rule (TechNet aa996281).
 _4006_REASONS = (
     ("connection_dropped", ("dropped by the remote host",)),
@@ -78,7 +79,8 @@ def remote_4006(fleet: Fleet, message: str) -> tuple[str | None, str | None, str
         return name or ip, ip, fleet.resolve(name) or fleet.resolve(ip)
     ips = _IPV4.findall(message or "")
     names = [n.group("q") or n.group("w") for n in _NAMED.finditer(message or "")]
-    candidates = [c for c in names + ips if c]
+    dotted = _DOTTED.findall(message or "")  # any other dotted name, last: the wording may name the host anywhere
+    candidates = [c for c in names + ips + dotted if c]
     host = next((h for h in map(fleet.resolve, candidates) if h), None)
     named = next((c for c in candidates if fleet.resolve(c) == host), None) if host else (candidates or [None])[0]
     return named, (ips[0] if ips else None), host
