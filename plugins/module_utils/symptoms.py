@@ -168,7 +168,7 @@ def stale_messages(fleet: Fleet, entry: HostEntry) -> dict:
     in_retry = bool(_retry_links(view))
     return {"symptom": "stale_queue_messages", "observed": bool(stale), "count": len(stale), "threshold_minutes": minutes,
             "folders": folders, "oldest_minutes": stale[0]["age_minutes"] if stale else None, "files": stale[:20],
-            # With no link in retry, old files are in no queue the admin can see (KB 950757's signature).
+            # With no link in retry, old files are in no queue the admin can see (on a relay, KB 934709's symptom).
             "seen_in_queues": in_retry, "remote_hosts": []}
 
 

@@ -239,21 +239,8 @@ def test_ios_esmtp_on_the_path_is_not_blamed_but_named_as_disputed():
     assert (d["from"], d["rule"], d["protocol"]) == ("EXCH05", "MAILFW", "esmtp")
 
 
-PIX7 = """PIX Version 7.2(4)
-hostname PIX7
-interface Ethernet0
- nameif outside
- ip address 10.4.8.1 255.255.255.0
-interface Ethernet1
- nameif inside
- ip address 10.4.4.1 255.255.255.0
-class-map inspection_default
- match default-inspection-traffic
-policy-map global_policy
- class inspection_default
-  inspect esmtp
-service-policy global_policy global
-"""
+# PIX 7 runs the same policy framework as ASA: the same global_policy, its own version line.
+PIX7 = ASA.replace("ASA Version 8.2(5)", "PIX Version 7.2(4)").replace("ASA01", "PIX7").replace("10.3.", "10.4.")
 
 
 def test_pix7_esmtp_is_blamed_like_asa():
