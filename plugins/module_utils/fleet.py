@@ -16,8 +16,10 @@ from ansible_collections.mailflow.exchange.plugins.module_utils.firewalls import
 from ansible_collections.mailflow.exchange.plugins.module_utils.hostview import HostView
 
 # PIX Mailguard turns every banner character except "2", "0" and spaces into "*"
-# (KB 295725: "220 *********0****...****2****"); ASA's ESMTP inspection masks it too.
-_MASKED_BANNER = re.compile(r"^220[ *0-2]*\*{3,}[ *0-2]*$")
+# (KB 295725: "220 *********0****...****2****"; KB 320027 shows it with no space after
+# "220"); ASA's ESMTP inspection masks it too. "Old versions of PIX or ASA" answer
+# "220 SMTP/cmap_____..._____ read" instead (KB 320027).
+_MASKED_BANNER = re.compile(r"^220[ *0-2]*\*{3,}[ *0-2]*$|^220[ -]SMTP/cmap_{3,}\s*read\b", re.I)
 _SERIAL = re.compile(r"Version\s+(?P<ver>[\d.]+)\s+\(Build\s+(?P<build>[\d.]+)(?::\s*(?P<sp>[^)]*))?\)", re.I)
 _IMS_BANNER = re.compile(r"Microsoft Exchange Internet Mail Service (?P<ver>5\.\d)\.(?P<build>[\d.]+)", re.I)
 

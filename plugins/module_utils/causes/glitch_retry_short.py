@@ -54,10 +54,15 @@ def detect(fleet):
             note = f" (greylisting seen at {', '.join(sorted(greylisting))}, but no mail is queued for it)" if greylisting else ""
             return fd.Finding(CAUSE, entry.name, "absent",
                               f"GlitchRetrySeconds {how} is below {minimum} s, but no greylisting peer is in use{note}", evidence, confidence=conf)
-        peers = sorted(stuck) + sorted(declared)
+        # What the audit knows: the value, SMTP's retry schedule for a 4xx, and which peers answered with one (or are
+        # declared to). When a peer would accept is its own greylisting delay, which the audit cannot see.
+        seen = "; ".join([f"{p}: {', '.join(stuck[p])}" for p in sorted(stuck)] +
+                         [f"{p} is declared greylisting (mailflow_greylisting_peers)" for p in sorted(declared)])
         return fd.Finding(CAUSE, entry.name, "present",
-                          f"GlitchRetrySeconds {how}: three glitch retries end within {3 * effective} s, before {', '.join(peers)} "
-                          f"accepts (greylisting); raise it to at least {minimum} s",
+                          f"GlitchRetrySeconds {how}: SMTP retries a 4xx reply three times {effective} s apart (TechNet "
+                          f"aa998772), all within {3 * effective} s of the first try, and this host has mail for greylisting "
+                          f"peers ({seen}); raise it to at least {minimum} s (greylisting delays are commonly several minutes, "
+                          f"field notes 004)",
                           evidence, explains=list(stuck), confidence=conf)
 
     return per_host(fleet, CAUSE, decide, kinds=("exchange2003", "exchange2000", "smtp_relay"))
