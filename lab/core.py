@@ -37,12 +37,15 @@ _WMI_SERVICE_CODES = {1058: 14, 1060: 5, 1051: 3, 1056: 10}
 
 class Lab:
     def __init__(self, fleet: FleetState, workdir: str, user_known_hosts: str | bool = False,
-                 time_factor: float | None = None) -> None:
+                 time_factor: float | None = None, mail_flow: bool = True) -> None:
         """user_known_hosts: where else the lab lists its devices' SSH host keys while it runs, for Ansible's
         libssh (lab.netdev.keys says why): False (the default) nowhere but <workdir>/ssh/known_hosts, True the
         running user's ~/.ssh/known_hosts, a path that file. Opt-in, since it edits a file of the user's:
         `python -m lab up`/`demo` and the test fixtures whose labs Ansible drives turn it on.
-        time_factor: how much faster than real time mail delivery retries (default: the scenario's, else 1)."""
+        time_factor: how much faster than real time mail delivery retries (default: the scenario's, else 1).
+        mail_flow: False keeps every queue where it is (no delivery engine), for tests that compare the fleet's
+        state before and after something that must not change it."""
+        self.mail_flow = mail_flow
         if time_factor is not None:
             fleet.time_factor = float(time_factor)
         self.clock = LabClock(fleet.time_factor)
@@ -69,9 +72,9 @@ class Lab:
         try:
             self._start_listeners()
             self._start_devices()
-            # Last: its first attempts go to listeners that are up.
-            self.delivery = DeliveryEngine(self.fleet, self.metrics, self.services.start_count, self.blackhole,
-                                           self.clock).start()
+            if self.mail_flow:  # last: its first attempts go to listeners that are up
+                self.delivery = DeliveryEngine(self.fleet, self.metrics, self.services.start_count, self.blackhole,
+                                               self.clock).start()
         except BaseException:  # e.g. keys.KnownHostsConflict, a port in use: close what is listening already
             self.stop()
             raise

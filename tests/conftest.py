@@ -53,17 +53,20 @@ def demo_data() -> dict:
 
 @pytest.fixture
 def lab_factory(tmp_path):
-    """start(data) -> a running Lab for that scenario data (relocated)."""
+    """start(data, mail_flow=False) -> a running Lab for that scenario data (relocated).
+
+    Mail flow (lab/smtp/delivery.py) is opt-in here: most tests compare the fleet's state before and after
+    something that must not change it, and delivery changes queues, links and events on its own."""
     from lab.core import Lab
     from lab.scenario import load_scenario_data
 
     started = []
 
-    def start(data: dict, relocate_addresses: bool = True):
+    def start(data: dict, relocate_addresses: bool = True, mail_flow: bool = False):
         data = relocate(data) if relocate_addresses else data
         fleet = load_scenario_data(data, source="<test>")
         # Ansible drives these labs' IOS devices over libssh, which checks host keys against ~/.ssh/known_hosts only.
-        lab_ = Lab(fleet, str(tmp_path / f"lab{len(started)}"), user_known_hosts=True).start()
+        lab_ = Lab(fleet, str(tmp_path / f"lab{len(started)}"), user_known_hosts=True, mail_flow=mail_flow).start()
         started.append(lab_)
         return lab_
 
@@ -81,7 +84,8 @@ def demo_lab(tmp_path_factory):
     from tests.support import snapshots
 
     fleet = load_scenario_data(relocate(demo_data()), source=DEMO)
-    lab_ = Lab(fleet, str(tmp_path_factory.mktemp("demo-lab")), user_known_hosts=True).start()  # as lab_factory
+    # As lab_factory; its state must not move under the tests that read it, so no mail flows.
+    lab_ = Lab(fleet, str(tmp_path_factory.mktemp("demo-lab")), user_known_hosts=True, mail_flow=False).start()
     # Snapshots of the fleet as it starts, taken at once: a greylisting peer accepts a retry once its delay
     # has passed, so what probes see depends on when they run in a long session.
     lab_.first_snapshots = snapshots.take_fleet(lab_)
