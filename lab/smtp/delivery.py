@@ -49,7 +49,7 @@ from lab.smtp.behaviour import IIS_SMTP_SERVICE, is_exchange_55, read_metabase, 
 from lab.smtp.blackhole import Blackhole
 from lab.smtp.schedule import (CONNECT_TIMEOUT_SECONDS, OUTBOUND_TIMEOUT_SECONDS, LabClock, RetrySchedule,
                                glitch_retry_seconds, iso, parse_iso, schedule_for)
-from lab.state import EXCHANGE_SETUP_KEY, FleetState, HostState
+from lab.state import FleetState, HostState
 
 SMTP_PORT = 25
 _NEVER = float("inf")  # the due time of a link whose SMTP service is not running
@@ -249,17 +249,12 @@ class DeliveryEngine:
                 links.drop_link(host, queue.links[low].name)
             del queue.links[low]
 
-    def _deliver_locally(self, host: HostState, metabase: dict, message: Message, rcpt: str) -> None:
+    @staticmethod
+    def _deliver_locally(host: HostState, metabase: dict, message: Message, rcpt: str) -> None:
         f = host.files.read(message.path)
-        if f is None:
-            return
-        if routing.is_exchange_2003(host):
-            value = host.registry.get(EXCHANGE_SETUP_KEY, "Services")
-            root = str(value.data) if value is not None else r"C:\Program Files\Exchsrvr"
-            folder = f"{root}\\mdbdata\\Mailbox Store ({host.name})\\{rcpt.partition('@')[0]}"
-        else:
-            folder = vs_directory(host, metabase, "DropDirectory")
-        host.files.write(folder + "\\" + message.path.rsplit("\\", 1)[-1], f.data, iso(datetime.now(timezone.utc)))
+        if f is not None:
+            folder = routing.local_folder(host, metabase, rcpt)
+            host.files.write(folder + "\\" + message.path.rsplit("\\", 1)[-1], f.data, iso(datetime.now(timezone.utc)))
 
     @staticmethod
     def _move(host: HostState, src: str, dst: str) -> None:
@@ -326,6 +321,8 @@ class DeliveryEngine:
     def _connect(self, name: str, source: str, target: tuple[str, int], opened: list) -> socket.socket:
         """A socket from the sender's own address, known to the engine (for stop, and for the listener's counters)
         before it connects."""
+        if self._stopped:
+            raise ConnectionAbortedError("the lab is stopping")
         sock = _Socket(socket.AF_INET, socket.SOCK_STREAM)
         opened.append(sock)
         try:

@@ -44,7 +44,7 @@ import ipaddress
 import re
 from dataclasses import dataclass
 
-from lab.smtp.behaviour import is_exchange_55, vs_property
+from lab.smtp.behaviour import is_exchange_55, vs_directory, vs_property
 from lab.state import EXCHANGE_SETUP_KEY, FleetState, HostState
 
 EXCHANGE_SERVER_CLASS = "msExchExchangeServer"
@@ -146,6 +146,16 @@ def resolve_smart_host(fleet: FleetState, value: str) -> NextHop:
         if host is not None:
             return NextHop(entry, host.name, host.address)
     return NextHop(entries[0] if entries else value, None, None)
+
+
+def local_folder(host: HostState, metabase: dict | None, recipient: str) -> str:
+    """Where mail for a recipient on this very host ends: an Exchange server's store, which the lab keeps as a
+    folder per mailbox (a stand-in for priv1.edb that no snapshot reads), or a Windows SMTP server's DropDirectory."""
+    if is_exchange_2003(host):
+        value = host.registry.get(EXCHANGE_SETUP_KEY, "Services")
+        root = str(value.data) if value is not None else r"C:\Program Files\Exchsrvr"
+        return f"{root}\\mdbdata\\Mailbox Store ({host.name})\\{recipient.partition('@')[0]}"
+    return vs_directory(host, metabase, "DropDirectory")
 
 
 def _direct(host: HostState) -> NextHop:
