@@ -370,3 +370,20 @@ def test_lab_age_runs_the_scenario_past_at_real_speed_and_the_present_at_the_fac
     assert clock.wait(6000) == 100 and clock.wait(1) == 1.0
     with pytest.raises(ValueError, match="time_factor"):
         LabClock(0)
+
+
+def test_greylisting_keys_on_the_triplet_and_forgets_a_record_never_retried():
+    from lab.smtp.session import Greylist
+
+    greylist, now = Greylist(), [0.0]
+    greylist._now = lambda: now[0]
+    assert not greylist.admits("10.0.0.1", "a@x", "b@y", 300)
+    now[0] = 299
+    assert not greylist.admits("10.0.0.1", "a@x", "b@y", 300)  # too early: deferred, the clock not reset
+    assert not greylist.admits("10.0.0.1", "other@x", "b@y", 300)  # a new sender is a new triplet
+    now[0] = 300
+    assert greylist.admits("10.0.0.1", "A@X", "b@y", 300)  # passed, and whitelisted from now on
+    now[0] = 300 + 35 * 86400
+    assert greylist.admits("10.0.0.1", "a@x", "b@y", 300)
+    now[0] += Greylist.PENDING_LIFETIME + 1  # other@x was never retried: its record is gone, it starts over
+    assert not greylist.admits("10.0.0.1", "other@x", "b@y", 300)
