@@ -22,6 +22,6 @@ class ActionModule(FixAction):
         reads = metabase_corrupt.history_reads(view, facts)
         if reads:
             results = self._run_ops(host, [op for _, op in reads])
-            texts = snapshot.assemble(host, host, reads, results, collected_at="", duration_ms=0, transport={})
+            texts = snapshot.assemble(host, reads, results, collected_at="", duration_ms=0, transport={})
             view.items[metabase_corrupt.HISTORY_TEXTS] = texts["items"]
         return got

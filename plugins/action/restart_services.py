@@ -21,6 +21,7 @@ class ActionModule(FixAction):
             knowledge=dict(type="dict", default={}),
         ))
         host = task_vars.get("inventory_hostname", "")
+        self._runner_for(task_vars)
         services = sorted(set(args["services"]))
         result.update(changed=False, services=services)
         if not services:

@@ -104,6 +104,7 @@ class ActionModule(FixAction):
 
     def _host(self, result, args, task_vars):
         host = task_vars.get("inventory_hostname", "")
+        self._runner_for(task_vars)
         folder = os.path.join(args["backup_dir"], args["change_id"], host)
         try:
             facts = knowledge.load(args["knowledge"])

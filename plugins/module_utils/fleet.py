@@ -13,6 +13,7 @@ from typing import Any, Iterator
 
 from ansible_collections.mailflow.exchange.plugins.module_utils.firewalls import Firewall
 from ansible_collections.mailflow.exchange.plugins.module_utils.hostview import HostView
+from ansible_collections.mailflow.exchange.plugins.module_utils.snapshot import identity
 
 # PIX Mailguard turns every banner character except "2", "0" and spaces into "*"
 # (KB 295725: "220 *********0****...****2****"); ASA's ESMTP inspection masks it too.
@@ -92,10 +93,13 @@ class HostEntry:
         return HostView(self.snapshot) if self.snapshot is not None else None
 
     @property
+    def identity(self) -> dict:
+        """Who the host is (snapshot.identity): what it reported, else the inventory's names, labelled."""
+        return identity(self.snapshot, self.name, self.fqdn)
+
+    @property
     def computer_name(self) -> str:
-        if self.snapshot:
-            return self.snapshot["platform"]["computer_name"]
-        return (self.fqdn or self.name).split(".")[0].upper()
+        return self.identity["computer_name"]
 
 
 class Fleet:
@@ -136,7 +140,8 @@ class Fleet:
         """Every name a host goes by -> its inventory name (first host wins, in inventory order)."""
         index: dict[str, str] = {}
         for e in self:
-            for alias in (e.name, e.fqdn, e.address, e.computer_name, (e.fqdn or "").split(".")[0]):
+            who = e.identity
+            for alias in (e.name, e.fqdn, e.address, who["computer_name"], who["fqdn"]):
                 if alias:
                     index.setdefault(alias.lower(), e.name)
         return index

@@ -24,6 +24,7 @@ from ansible.plugins.action import ActionBase
 
 from ansible_collections.mailflow.exchange.plugins.module_utils import backups, change, knowledge, psrunner, remediation, snapshot
 from ansible_collections.mailflow.exchange.plugins.module_utils.hostview import HostView
+from ansible_collections.mailflow.exchange.plugins.plugin_utils import runner_context
 
 COMMON_ARGS = dict(
     allow_service_restart=dict(type="bool", default=False),
@@ -47,12 +48,14 @@ class FixAction(ActionBase):
     _supports_diff = True
     CAUSE = ""
     ARGS: dict = {}
+    _runner: tuple | None = None  # (psrunner.Context, psrunner.Limits), set by _runner_for
 
     def run(self, tmp=None, task_vars=None):
         task_vars = task_vars or {}
         result = super().run(tmp, task_vars)
         _, args = self.validate_argument_spec(argument_spec={**COMMON_ARGS, **self.ARGS})
         host = task_vars.get("inventory_hostname", "")
+        self._runner_for(task_vars)
         cause = importlib.import_module(f"ansible_collections.mailflow.exchange.plugins.module_utils.causes.{self.CAUSE}")
         try:
             facts = knowledge.load(args["knowledge"])
@@ -213,18 +216,21 @@ class FixAction(ActionBase):
 
     # -- the host side: one command each
 
+    def _runner_for(self, task_vars):
+        """The request context (AD credentials, WMI timeout) and command limits from the host's variables."""
+        self._runner = (runner_context.context(self, task_vars), runner_context.limits(self, task_vars))
+
     def _run_ops(self, host, ops):
-        cmd = psrunner.command_line()
+        ctx, limits = self._runner or (psrunner.Context(), psrunner.Limits())
         try:
-            res = self._low_level_execute_command(cmd, in_data=psrunner.stdin_payload(ops), sudoable=False)
+            return psrunner.run(runner_context.executor(self), ops, ctx, limits)
         except (AnsibleConnectionFailure, OSError) as exc:  # requests' ConnectionError is an OSError
             raise HostLost(str(exc).splitlines()[0][:300])
-        try:
-            return psrunner.decode_output(res.get("stdout", ""), ops)
         except psrunner.RunnerError as exc:
-            if res.get("rc") not in (0, None) or not res.get("stdout"):
+            res = exc.response
+            if res is not None and (res.get("rc") not in (0, None) or not res.get("stdout")):
                 raise HostLost(f"{exc} (rc={res.get('rc')})")
-            raise AnsibleActionFail(f"{host}: {exc} (rc={res.get('rc')})")
+            raise AnsibleActionFail(f"{host}: {exc}" + (f" (rc={res.get('rc')})" if res is not None else ""))
 
     def _read(self, host, facts, items, before=(), with_before=False):
         """A fresh read of `items` in one command, after the operations in `before` (e.g. a service restart)."""
@@ -242,8 +248,8 @@ class FixAction(ActionBase):
         now = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
         def view(part):
-            return HostView(snapshot.assemble(host, host.split(".")[0].upper(), plan, part, collected_at=now,
-                                              duration_ms=0, transport={}))
+            return HostView(snapshot.assemble(host, plan, part, collected_at=now, duration_ms=0,
+                                              transport={"ad_bind": runner_context.ad_bind((self._runner or (psrunner.Context(),))[0])}))
         n, m = len(first), len(first) + len(ops)
         return (view(results[:n]) if read_first else None), results[n:m], view(results[m:])
 

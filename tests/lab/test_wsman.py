@@ -38,11 +38,13 @@ class RecordingExecutor:
 
     def __init__(self, exit_code: int = 0) -> None:
         self.calls: list[tuple[str, str, bytes]] = []
+        self.logons: list = []  # the shells.Logon each call ran under
         self.exit_code = exit_code
         self.respond = None  # optional (command_line, stdin) -> (stdout, stderr, rc)
 
-    def __call__(self, host_name: str, command_line: str, stdin: bytes) -> tuple[bytes, bytes, int]:
+    def __call__(self, host_name: str, command_line: str, stdin: bytes, logon=None) -> tuple[bytes, bytes, int]:
         self.calls.append((host_name, command_line, stdin))
+        self.logons.append(logon)
         if self.respond is not None:
             return self.respond(command_line, stdin)
         return f"ran: {command_line}".encode() + stdin, b"", self.exit_code

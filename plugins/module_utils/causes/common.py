@@ -33,7 +33,9 @@ def per_host(fleet: Fleet, cause: fd.Cause, decide: Callable[[HostEntry, HostVie
             continue
         if kinds is not None and view.kind == "exchange" and any(k.startswith("exchange") for k in kinds):
             # Exchange of a version the snapshot could not tell: the cause may well apply.
-            out.append(fd.unknown(cause, entry.name, f"{entry.name} runs Exchange of an unknown version"))
+            note = view.platform.get("kind_note")
+            out.append(fd.unknown(cause, entry.name, f"{entry.name} runs Exchange of an unknown version"
+                                  + (f": {note}" if note else "")))
             continue
         if kinds is not None and view.kind not in kinds:
             out.append(fd.not_applicable(cause, entry.name, f"{entry.name} is {view.kind}; this cause concerns {', '.join(kinds)}"))
