@@ -41,7 +41,7 @@ from lab.wsman.shells import Logon
 # sha256 of the exact script texts this module emulates (the dispatcher as_received: `python -m lab pin`).
 EMULATED = {
     "bootstrap": "048c31642cecdb4f0040a07b4186a5ed7b81679d31deda08a2b108123982d09d",
-    "dispatcher": "71de84cd3788274564ff61654fb45f5995173f2e2151e9fc938227466c05c926",
+    "dispatcher": "9fc3f64bfd419cfbaf77c87a3bb13752197a8e2fc32fcfdeceda039999214bff",
 }
 
 

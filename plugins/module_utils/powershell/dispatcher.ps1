@@ -100,7 +100,7 @@ function Op-RegRead([int]$op, $a) {
     RegWalk $op $key $path ([int](Dec $a[1])); $key.Close()
 }
 function Op-RegWrite([int]$op, $a) {
-    $path = Dec $a[0]; $name = Dec $a[1]; $type = Dec $a[2]; $raw = Dec $a[3]
+    $path = Dec $a[0]; $name = Dec $a[1]; $type = Dec $a[2]; $raw = [string](Dec $a[3])
     switch ($type) {
         'DWord' { $v = [BitConverter]::ToInt32([BitConverter]::GetBytes([uint32]$raw), 0) }
         'QWord' { $v = [BitConverter]::ToInt64([BitConverter]::GetBytes([uint64]$raw), 0) }
@@ -258,7 +258,7 @@ function Op-Wmi([int]$op, $a) {
 
 # -- event log
 function Op-EventLog([int]$op, $a) {
-    $source = Dec $a[1]; $ids = DecList $a[2]; $max = [int](Dec $a[4])
+    $source = Dec $a[1]; $ids = [string[]](DecList $a[2]); $max = [int](Dec $a[4])
     $after = [DateTime]::Parse((Dec $a[3]), $Inv, [Globalization.DateTimeStyles]::AdjustToUniversal)
     # Newest first, stopping at the first entry older than $after. Get-EventLog -After reads the whole
     # log, tens of thousands of entries on a busy server, and fails outright when the log wraps under it.
@@ -435,7 +435,7 @@ function Op-RunProcess([int]$op, $a) {
 }
 
 # -- the self-test's own
-function Op-Echo([int]$op, $a) { $t = Dec $a[0]; Row $op 'echo' @('data', $t, 'length', $t.Length) }
+function Op-Echo([int]$op, $a) { $t = [string](Dec $a[0]); Row $op 'echo' @('data', $t, 'length', $t.Length) }
 function Op-Runtime([int]$op, $a) {
     $me = [Security.Principal.WindowsIdentity]::GetCurrent(); $proc = [Diagnostics.Process]::GetCurrentProcess()
     Row $op 'runtime' @('ps_version', $PSVersionTable.PSVersion.ToString(), 'clr_version', [Environment]::Version.ToString(),
