@@ -28,9 +28,13 @@ from lab.ca import LabCA
 from lab.runtime import Metrics
 from lab.state import ActiveDirectory, Filesystem, FleetState, HostState, Registry
 from lab.wsman.server import WinRMListener
+from tests.conftest import _BLOCKS as conftest_blocks
 
 HTTP_PORT, HTTPS_PORT = 45985, 45986
 _octets = itertools.count(1)
+# 127.<this run's block>.77.n: a block of the run's own range (tests/conftest.py), so two workers, or two
+# checkouts tested at once, never bind the same address and port.
+_BLOCK = next(conftest_blocks)
 
 
 class RecordingExecutor:
@@ -56,7 +60,7 @@ class RecordingExecutor:
 
 def make_host(name: str, username: str, password: str) -> HostState:
     return HostState(
-        name=name, fqdn=f"{name.lower()}.corp.example", address=f"127.0.77.{next(_octets)}",
+        name=name, fqdn=f"{name.lower()}.corp.example", address=f"127.{_BLOCK}.77.{next(_octets)}",
         username=username, password=password,
         os={"caption": "Microsoft(R) Windows(R) Server 2003, Enterprise Edition", "version": "5.2.3790",
             "build": "3790", "service_pack": "Service Pack 2", "computer_name": name, "domain": "corp.example"},
