@@ -13,7 +13,7 @@ from typing import Any, Iterator
 
 from ansible_collections.mailflow.exchange.plugins.module_utils.firewalls import Firewall
 from ansible_collections.mailflow.exchange.plugins.module_utils.hostview import HostView
-from ansible_collections.mailflow.exchange.plugins.module_utils.snapshot import identity
+from ansible_collections.mailflow.exchange.plugins.module_utils.snapshot import greeting_name, identity
 
 # PIX Mailguard turns every banner character except "2", "0" and spaces into "*"
 # (KB 295725: "220 *********0****...****2****"); ASA's ESMTP inspection masks it too.
@@ -87,6 +87,7 @@ class HostEntry:
     snapshot: dict | None = None
     error: str | None = None                   # why there is no snapshot
     declared: dict[str, Any] = field(default_factory=dict)  # inventory hints: platform, greylisting
+    greeting: str | None = None  # the FQDN its SMTP greeting gave a peer's probe (set by Fleet for hosts without a snapshot)
 
     @property
     def view(self) -> HostView | None:
@@ -95,7 +96,7 @@ class HostEntry:
     @property
     def identity(self) -> dict:
         """Who the host is (snapshot.identity): what it reported, else the inventory's names, labelled."""
-        return identity(self.snapshot, self.name, self.fqdn)
+        return identity(self.snapshot, self.name, self.fqdn, self.greeting)
 
     @property
     def computer_name(self) -> str:
@@ -111,6 +112,12 @@ class Fleet:
         self._names = self._name_index()
         self.greylist_codes = tuple(str(c) for c in self.settings.get("greylist_reply_codes", {}).get("value", GREYLIST_CODES))
         self._probes = self._collect_probes()
+        # A host without a snapshot (unmanaged, unreachable) still names itself in its SMTP greeting to its peers.
+        for p in self._probes:
+            e = self.entries.get(p.target)
+            if e is not None and e.snapshot is None and e.greeting is None:
+                e.greeting = greeting_name(p.raw.get("banner"))
+        self._names = self._name_index()
         # Every detector asks "who probed X" for every host: index once, not N x N^2 scans.
         self._by_target: dict[str, list[Probe]] = {}
         self._by_source: dict[str, list[Probe]] = {}

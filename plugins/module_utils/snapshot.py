@@ -247,13 +247,23 @@ def ad_error_hint(message: str, explicit_bind: bool) -> str | None:
 _SERIAL = re.compile(r"Version\s+(?P<ver>[\d.]+)\s+\(Build\s+(?P<build>[\d.]+)(?::\s*(?P<sp>[^)]*))?\)", re.I)
 
 
-def identity(snap: dict | None, inventory_name: str, fqdn: str | None = None) -> dict:
+_GREETING = re.compile(r"^2\d\d[ -](?P<name>[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+)(?:\s|$)")
+
+
+def greeting_name(banner: str | None) -> str | None:
+    """The FQDN a server names itself with in its SMTP greeting ("220 exch55.corp.example ..."), if it does."""
+    m = _GREETING.match((banner or "").split("\n", 1)[0].strip())
+    return m["name"].rstrip(".").lower() if m and not is_address(m["name"]) else None
+
+
+def identity(snap: dict | None, inventory_name: str, fqdn: str | None = None, greeting: str | None = None) -> dict:
     """Who a host is: {"computer_name", "fqdn", "dns_domain", "source"}. The one place this is decided.
 
-    What the host reports about itself (Win32_ComputerSystem Name and Domain, knowledge item `computer`)
-    decides. Only when a snapshot lacks it do the inventory's names stand in, labelled as such: mailflow_fqdn,
-    then the inventory name, and only a DNS name; an inventory that names hosts by address or by an alias says
-    nothing about the computer behind it."""
+    What the host reports about itself decides: Win32_ComputerSystem Name and Domain (knowledge item
+    `computer`), else, for a host without a snapshot, the FQDN its own SMTP greeting names (greeting_name of a
+    peer's probe). Only then do the inventory's names stand in, labelled as such: mailflow_fqdn, then the
+    inventory name, and only a DNS name; an inventory that names hosts by address or by an alias says nothing
+    about the computer behind it."""
     items = (snap or {}).get("items") or {}
     rows = items.get("computer") or []
     row = rows[0] if rows and isinstance(rows[0], dict) else {}
@@ -263,12 +273,13 @@ def identity(snap: dict | None, inventory_name: str, fqdn: str | None = None) ->
         domain = domain if "." in domain else ""  # a workgroup name is no DNS domain
         return {"computer_name": name.upper(), "fqdn": f"{name.lower()}.{domain}" if domain else None,
                 "dns_domain": domain or None, "source": "host (Win32_ComputerSystem)"}
-    for hint, label in ((fqdn, "inventory mailflow_fqdn"), (inventory_name, "inventory name")):
+    for hint, label in ((greeting, "host (its SMTP greeting)"), (fqdn, "inventory mailflow_fqdn"),
+                        (inventory_name, "inventory name")):
         if hint and not is_address(hint):
             hint = str(hint).rstrip(".")
             return {"computer_name": hint.split(".")[0].upper(), "fqdn": hint.lower() if "." in hint else None,
                     "dns_domain": hint.split(".", 1)[1].lower() if "." in hint else None,
-                    "source": f"{label} (the host did not report its name)"}
+                    "source": label if label.startswith("host") else f"{label} (the host did not report its name)"}
     return {"computer_name": str(inventory_name).upper(), "fqdn": None, "dns_domain": None,
             "source": "inventory name, an address (the host did not report its name)"}
 

@@ -148,3 +148,20 @@ def test_without_the_hosts_word_the_inventory_stands_in_labelled():
     assert by_address["fqdn"] is None and "address" in by_address["source"]
     workgroup = snapshot.identity({"items": {"computer": [{"Name": "RELAY", "Domain": "WORKGROUP"}]}}, "10.0.0.5")
     assert (workgroup["computer_name"], workgroup["fqdn"]) == ("RELAY", None)
+
+
+@pytest.mark.parametrize("banner, name", [
+    ("220 exch55.corp.example Microsoft Exchange Internet Mail Service 5.5.2232.0 ready", "exch55.corp.example"),
+    ("220-relay.corp.example ESMTP\n220 ready", "relay.corp.example"),
+    ("220 ****************************0*2*****", None),  # PIX Mailguard masks it
+    ("220 127.0.10.19 ready", None), ("", None), ("554 no", None),
+])
+def test_a_greeting_names_its_server(banner, name):
+    assert snapshot.greeting_name(banner) == name
+
+
+def test_a_host_without_a_snapshot_is_known_by_its_greeting_before_the_inventory():
+    who = snapshot.identity(None, "127.0.10.19", None, greeting="exch55.corp.example")
+    assert (who["computer_name"], who["source"]) == ("EXCH55", "host (its SMTP greeting)")
+    reported = snapshot.identity({"items": {"computer": [{"Name": "EXCH01", "Domain": "corp.example"}]}}, "x", None, "other.example")
+    assert reported["computer_name"] == "EXCH01"
