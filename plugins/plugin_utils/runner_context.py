@@ -11,7 +11,7 @@ binds as the WinRM logon itself (Kerberos with delegation, CredSSP; docs/runner.
 """
 from __future__ import annotations
 
-from ansible.errors import AnsibleActionFail
+from ansible.errors import AnsibleActionFail, AnsibleError
 
 from ansible_collections.mailflow.exchange.plugins.module_utils import psrunner
 
@@ -69,9 +69,20 @@ def limits(action, task_vars: dict) -> psrunner.Limits:
 
 
 def executor(action):
-    """execute(command line, stdin) over the action's own connection: what psrunner.run() drives."""
+    """execute(command line, stdin) over the action's own connection: what psrunner.run() drives.
+
+    ansible-core's winrm plugin raises "winrm send_input failed" when WinRM refused the stdin (HTTP 413 over
+    MaxEnvelopeSizekb); that becomes a RunnerError naming the size and the variable that bounds it."""
     def execute(cmd: str, stdin: bytes) -> dict:
-        return action._low_level_execute_command(cmd, in_data=stdin, sudoable=False)
+        try:
+            return action._low_level_execute_command(cmd, in_data=stdin, sudoable=False)
+        except AnsibleError as exc:
+            if "send_input failed" not in str(exc):
+                raise
+            raise psrunner.RunnerError(
+                f"WinRM did not take the command's {len(stdin)} bytes of stdin (is the host's MaxEnvelopeSizekb below "
+                f"mailflow_winrm_max_envelope_kb?): {str(exc).splitlines()[0]}",
+                {"stdout": "", "stderr": str(exc), "rc": -1}) from None
     return execute
 
 
