@@ -33,13 +33,26 @@ def _block_range() -> tuple[int, int, int]:
 
 
 _FIRST, _SIZE, _SPREAD = _block_range()
-_BLOCKS = (_FIRST + (_SPREAD + n) % _SIZE for n in itertools.count())
+_ROUND_ROBIN = (_FIRST + (_SPREAD + n) % _SIZE for n in itertools.count())
+_HELD: set[int] = set()  # blocks a session-scoped lab keeps for the whole run: never handed out again
 
 
-def relocate(data: dict) -> dict:
-    """The same scenario on a fresh 127.<n>.x.y block (hosts and network devices)."""
+def _blocks():
+    for block in _ROUND_ROBIN:
+        if block not in _HELD:
+            yield block
+
+
+_BLOCKS = _blocks()
+
+
+def relocate(data: dict, hold: bool = False) -> dict:
+    """The same scenario on a fresh 127.<n>.x.y block (hosts and network devices); hold: the block stays this
+    lab's for the whole session (a session-scoped lab), so the round robin skips it."""
     data = copy.deepcopy(data)
     block = next(_BLOCKS)
+    if hold:
+        _HELD.add(block)
     for item in [*data["hosts"].values(), *((data.get("network") or {}).get("devices") or [])]:
         if "address" in item:
             item["address"] = re.sub(r"^127\.\d+\.", f"127.{block}.", item["address"])
@@ -80,7 +93,7 @@ def demo_lab(tmp_path_factory):
 
     from tests.support import snapshots
 
-    fleet = load_scenario_data(relocate(demo_data()), source=DEMO)
+    fleet = load_scenario_data(relocate(demo_data(), hold=True), source=DEMO)
     lab_ = Lab(fleet, str(tmp_path_factory.mktemp("demo-lab")), user_known_hosts=True).start()  # as lab_factory
     # Snapshots of the fleet as it starts, taken at once: a greylisting peer accepts a retry once its delay
     # has passed, so what probes see depends on when they run in a long session.

@@ -21,7 +21,7 @@ description:
     probes at most C(mailflow_probes_per_command) peers (default 250); a request that does not fit goes in a few
     commands instead of one (hundreds of peers).
   - Active Directory is read with an explicit-credential bind, as C(mailflow_ad_username) / C(mailflow_ad_password)
-    (default the host's C(ansible_user) / C(ansible_password)): a WinRM logon over NTLM has no credentials for the
+    (default the host's C(ansible_user) / C(ansible_password)), because a WinRM logon over NTLM has no credentials for the
     domain controller. The credentials travel inside the encoded request only; they are never in the result.
   - Who the host is (its computer name, hence its Exchange server object) comes from what the host reports
     (Win32_ComputerSystem), not from its inventory name, which may be an address or an alias.
@@ -57,7 +57,7 @@ attributes:
     platforms: windows
 notes:
   - The bootstrap reads stdin as C($input), which PowerShell 2.0's console host fills from redirected stdin; run
-    C(playbooks/selftest.yml) first on a new estate: it checks this and every other operation on each host
+    C(playbooks/selftest.yml) first on a new estate, which checks this and every other operation on each host
     (see docs/runner.md for what is not yet confirmed on a physical Windows Server 2003 host).
 author:
   - mailflow contributors
