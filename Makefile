@@ -7,7 +7,7 @@ STAMP := $(VENV)/.pins-installed
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: venv browser demo test test-fast lab-up lab-down clean build
+.PHONY: venv browser demo test test-fast golden lab-up lab-down clean build
 
 venv: $(STAMP)
 
@@ -35,6 +35,11 @@ demo: venv
 
 test: venv browser
 	$(PY) -m pytest -q -n 2 tests
+
+# The approved audit of the demo's saved snapshots (tests/fixtures/snapshots/demo), regenerated from the lab by
+# running playbooks/audit.yml against it. Read the diff of expected/ before committing it: that is the approval.
+golden: venv
+	PYTHONPATH=.:collections $(PY) -m tests.support.golden demo
 
 test-fast: venv browser
 	$(PY) -m pytest -q -n 2 tests -m "not slow"

@@ -92,10 +92,6 @@ class Registry:
     def key_exists(self, path: str) -> bool:
         return normalize_key(path).lower() in self._keys
 
-    def key_name(self, path: str) -> str | None:
-        entry = self._keys.get(normalize_key(path).lower())
-        return entry[0] if entry else None
-
     def subkeys(self, path: str) -> list[str]:
         prefix = normalize_key(path).lower() + "\\"
         names = {orig[len(prefix):].split("\\", 1)[0] for low, (orig, _) in self._keys.items() if low.startswith(prefix)}
@@ -135,12 +131,6 @@ class Registry:
             return False
         return entry[1].pop(name.lower(), None) is not None
 
-    def walk(self, path: str) -> Iterator[str]:
-        """The key and all keys below it, parents first."""
-        low = normalize_key(path).lower()
-        for k in sorted(self._keys):
-            if k == low or k.startswith(low + "\\"):
-                yield self._keys[k][0]
 
     def to_plain(self) -> dict:
         return {orig: {name: val.to_plain() for name, val in vals.values()} for orig, vals in self._keys.values()}

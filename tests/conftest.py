@@ -91,34 +91,31 @@ def demo_lab(tmp_path_factory):
     from lab.core import Lab
     from lab.scenario import load_scenario_data
 
-    from tests.support import snapshots
-
     fleet = load_scenario_data(relocate(demo_data(), hold=True), source=DEMO)
     lab_ = Lab(fleet, str(tmp_path_factory.mktemp("demo-lab")), user_known_hosts=True).start()  # as lab_factory
-    # Snapshots of the fleet as it starts, taken at once: a greylisting peer accepts a retry once its delay
-    # has passed, so what probes see depends on when they run in a long session.
-    lab_.first_snapshots = snapshots.take_fleet(lab_)
     yield lab_
     lab_.stop()
 
 
 @pytest.fixture(scope="session")
-def demo_snapshots(demo_lab):
-    """{host: snapshot | None} of the demo lab, taken once, in-process (tests/support/snapshots.py).
-
-    Tests that edit snapshots must deepcopy them first (tests.support.snapshots.fleet does)."""
-    return demo_lab.first_snapshots
+def demo_case():
+    """The demo's golden case (tests/fixtures/snapshots/demo, `make golden`): its hosts and firewall facts, no lab."""
+    from tests.support import golden
+    return golden.load_case("demo")
 
 
 @pytest.fixture
-def demo_fleet(demo_lab, demo_snapshots):
-    """fleet(edit=None, knowledge=None, declared=None) -> a Fleet of the demo snapshots, optionally edited."""
-    import copy
-    from tests.support import snapshots
+def demo_fleet():
+    """fleet(edit=None, knowledge=None, declared=None, firewalls=False) -> a Fleet of the demo's golden snapshots,
+    optionally edited (tests.support.golden.edited_fleet)."""
+    from tests.support import golden
 
-    def build(edit=None, knowledge=None, declared=None):
-        snaps = copy.deepcopy(demo_snapshots)
-        if edit:
-            edit(snaps)
-        return snapshots.fleet(demo_lab, snaps, knowledge, declared)
+    def build(edit=None, knowledge=None, declared=None, firewalls=False):
+        return golden.edited_fleet("demo", edit, knowledge, declared, firewalls)
     return build
+
+
+@pytest.fixture(scope="session")
+def demo_addresses(demo_case):
+    """{host: its address} in the golden case."""
+    return {h["name"]: h["address"] for h in demo_case[0]}

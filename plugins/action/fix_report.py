@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 
 from ansible.plugins.action import ActionBase
 
-from ansible_collections.mailflow.exchange.plugins.module_utils.causes import FIXABLE, NETWORK_FIXABLE
+from ansible_collections.mailflow.exchange.plugins.module_utils import causes
 from ansible_collections.mailflow.exchange.plugins.module_utils.reports import fixrun
 
 
@@ -26,8 +26,9 @@ class ActionModule(ActionBase):
             audit_report=dict(type="str"),
         ))
         hostvars = task_vars.get("hostvars", {})
-        registered = {h: {c: hostvars.get(h, {}).get(f"mailflow_fix_{c}") for c in NETWORK_FIXABLE + FIXABLE
-                          if isinstance(hostvars.get(h, {}).get(f"mailflow_fix_{c}"), dict)} for h in args["hosts"]}
+        fixes = [c for c in causes.catalog().values() if c.fix]
+        registered = {h: {c.id: hostvars.get(h, {}).get(c.register) for c in fixes
+                          if isinstance(hostvars.get(h, {}).get(c.register), dict)} for h in args["hosts"]}
         doc = fixrun.build(registered, generated=datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
                            change_id=args["change_id"], check_mode=bool(self._task.check_mode), audit_report=args["audit_report"])
         paths = fixrun.write(doc, args["report_dir"])

@@ -13,10 +13,12 @@ import os
 from datetime import datetime, timezone
 
 from ansible.errors import AnsibleActionFail, AnsibleConnectionFailure
+from ansible.plugins.action import ActionBase
 
-from ansible_collections.mailflow.exchange.plugins.module_utils import backups, change, knowledge, psrunner, remediation
+from ansible_collections.mailflow.exchange.plugins.module_utils import backups, change, knowledge, remediation
 from ansible_collections.mailflow.exchange.plugins.module_utils import rollback as rb
-from ansible_collections.mailflow.exchange.plugins.plugin_utils.fix_action import FixAction, HostLost, _failed
+from ansible_collections.mailflow.exchange.plugins.plugin_utils.fix_lifecycle import failed as _failed, restart_operations
+from ansible_collections.mailflow.exchange.plugins.plugin_utils.host_session import HostLost, HostSession
 
 ARGS = dict(
     stage=dict(type="str", choices=["check", "host", "summary"], default="host"),
@@ -34,12 +36,14 @@ def _now() -> str:
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-class ActionModule(FixAction):
-    """Reuses FixAction's one-command runner (_run_ops); its run() is this one's."""
+class ActionModule(ActionBase):
+    TRANSFERS_FILES = False
+    _requires_connection = True
+    _supports_check_mode = True
 
     def run(self, tmp=None, task_vars=None):
         task_vars = task_vars or {}
-        result = super(FixAction, self).run(tmp, task_vars)
+        result = super().run(tmp, task_vars)
         _, args = self.validate_argument_spec(argument_spec=ARGS)
         try:
             # The pattern is checked once, before any host (stage check); a host only needs an id that names a folder.
@@ -104,7 +108,6 @@ class ActionModule(FixAction):
 
     def _host(self, result, args, task_vars):
         host = task_vars.get("inventory_hostname", "")
-        self._runner_for(task_vars)
         folder = os.path.join(args["backup_dir"], args["change_id"], host)
         try:
             facts = knowledge.load(args["knowledge"])
@@ -114,8 +117,9 @@ class ActionModule(FixAction):
         rollbacks = rb.load(docs)
         items = rb.to_decide(rollbacks)
         ops, slots = rb.read_request(items, facts)
+        session = HostSession(self, host, task_vars)
         try:
-            results = self._run_ops(host, ops) if ops else []
+            results = session.run(ops) if ops else []
         except HostLost as exc:
             raise AnsibleConnectionFailure(f"{host}: {exc}")
         rb.decide_all(items, rb.currents(items, results, slots))
@@ -134,10 +138,9 @@ class ActionModule(FixAction):
             self._finish(args, host, unsettled, {}, [], [])
             return self._unread(result, host, rollbacks)
 
-        restart_ops = [psrunner.Op("service_control", (s, "restart", remediation.SERVICE_WAIT_SECONDS)) for s in restart] \
-            if args["allow_service_restart"] else []
+        restart_ops = restart_operations(restart) if args["allow_service_restart"] else []
         try:
-            done = self._run_ops(host, [op for _, op in todo] + restart_ops)
+            done = session.run([op for _, op in todo] + restart_ops)
         except HostLost as exc:
             return self._lost(result, args, host, unsettled, f"lost the connection while restoring ({exc}); not known which "
                               f"of {len(todo)} operation(s) ran; run the rollback again: it restores only what still holds "
@@ -147,7 +150,7 @@ class ActionModule(FixAction):
         restored = [i for cr in rollbacks for i in cr.of(rb.RESTORE)]
         ops, slots = rb.read_request(restored, facts)
         try:
-            after = self._run_ops(host, ops)
+            after = session.run(ops)
         except HostLost as exc:
             return self._lost(result, args, host, unsettled, f"lost the connection after restoring, before verifying ({exc}); "
                               f"run the rollback again to verify")

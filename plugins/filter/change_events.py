@@ -7,20 +7,21 @@
     {{ mailflow_fix_results | mailflow.exchange.fix_events(inventory_hostname) }}
     {{ mailflow_fix_results | mailflow.exchange.restarts_needed }}
 
-mailflow_fix_results is {cause: the result registered as mailflow_fix_<cause>}; a role that did not run
+mailflow_fix_results is {cause: the result its role registered (findings.fix_register)}; a role that did not run
 for the host (its `when` was false) registered a skipped result and is left out.
 """
 from __future__ import annotations
 
+from ansible_collections.mailflow.exchange.plugins.module_utils.findings import fix_register
 from ansible_collections.mailflow.exchange.plugins.module_utils.reports.fixrun import status_of
 
 
 def fix_results(host_vars, causes: list[str]) -> dict:
-    """{cause: mailflow_fix_<cause>} from one host's variables, for the causes given (absent ones left out)."""
+    """{cause: its registered result} from one host's variables, for the causes given (absent ones left out)."""
     out = {}
     for c in causes or []:
         try:
-            value = host_vars[f"mailflow_fix_{c}"]
+            value = host_vars[fix_register(c)]
         except KeyError:
             continue
         if isinstance(value, dict):

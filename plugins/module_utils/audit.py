@@ -15,6 +15,8 @@ from ansible_collections.mailflow.exchange.plugins.module_utils.fleet import Fle
 
 SCHEMA = "mailflow.audit/1"
 FAIL_ON = ("never", "present", "unknown")
+# Causes whose cure is a hotfix for a held-message defect: never ranked before a corrupt metabase (see rank).
+HOTFIX_CAUSES = ("greylist_hotfix_missing",)
 
 
 class AuditError(ValueError):
@@ -27,6 +29,7 @@ DECLARED = {
     "mailflow_greylists": "greylists",
     "mailflow_greylisting_peers": "greylisting_peers",
     "mailflow_smarthost_expected": "smarthost_expected",
+    "mailflow_windows_version": "windows_version",  # an unmanaged host's Windows NT version ("5.0" = Windows 2000)
 }
 
 
@@ -71,10 +74,14 @@ def rank(findings: list[Finding], host_symptoms: list[dict]) -> None:
     KB 919091 lists its causes in an order and says to suspect the metabase "if
     the other causes do not apply": a cause whose evidence names the peers this
     host's mail is stuck on (or that stalls mail to this host) comes first, then
-    catalog order; metabase_corrupt always comes after every other present cause.
+    catalog order; metabase_corrupt comes after every other present cause, except
+    a missing hotfix (HOTFIX_CAUSES): with a corrupt MetaBase.xml IIS cannot load
+    SMTP's configuration, which explains stalled mail before any held-message
+    defect does, so the hotfix is never put first on such a host.
     """
     stuck_on = {r for s in host_symptoms for r in s.get("remote_hosts", [])}
     order = {cid: i for i, cid in enumerate(causes.CAUSE_IDS)}
+    corrupt = any(f.cause.id == "metabase_corrupt" and f.status == "present" for f in findings)
 
     def key(f: Finding):
         # A cause that names peers matches when they are among the stuck ones; an outbound cause that
@@ -83,7 +90,8 @@ def rank(findings: list[Finding], host_symptoms: list[dict]) -> None:
             matches = bool(stuck_on & set(f.explains))
         else:
             matches = f.cause.symptom_scope == "outbound" and bool(stuck_on)
-        return (f.cause.id == "metabase_corrupt", not matches, order[f.cause.id])
+        group = 1 if f.cause.id == "metabase_corrupt" else 2 if corrupt and f.cause.id in HOTFIX_CAUSES else 0
+        return (group, not matches, order[f.cause.id])
 
     present = sorted((f for f in findings if f.status == "present"), key=key)
     for i, f in enumerate(present, 1):
@@ -113,7 +121,7 @@ def run(fleet: Fleet, generated: str, check_mode: bool | None = None,
         "schema": SCHEMA,
         "generated": generated,
         "check_mode": check_mode,
-        "causes": [{"id": c.id, "title": c.title, "sources": list(c.sources), "fix": c.fix, "kb919091_cause": c.kb919091_cause}
+        "causes": [{"id": c.id, "title": c.title, "sources": list(c.sources), "fix": c.role, "kb919091_cause": c.kb919091_cause}
                    for c in causes.catalog().values()],
         "hosts": hosts,
         "peers": [{"from": p.source, "to": p.target, "result": p.result, "banner": (p.raw.get("banner") or "").split("\n")[0],

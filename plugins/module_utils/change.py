@@ -44,7 +44,7 @@ REQUIRED = {
 EVENT_TYPES = tuple(REQUIRED)
 HOST_EVENTS = tuple(t for t, fields in REQUIRED.items() if "host" in fields)
 # As fix_report words a fix role's result (reports/fixrun.status_of): ok = nothing to change.
-FIX_STATUSES = ("changed", "ok", "failed", "interrupted", "unreachable", "skipped")
+FIX_STATUSES = ("changed", "ok", "needs_input", "failed", "interrupted", "unreachable", "skipped")
 HOST_STATUSES = ("planned", "changed", "unchanged", "failed", "rolled_back", "not_reached")
 
 

@@ -16,8 +16,11 @@ import time
 from typing import Any
 
 from ansible_collections.mailflow.exchange.plugins.module_utils import ciscoconf
-from ansible_collections.mailflow.exchange.plugins.module_utils.backups import BACKUP_SCHEMA
 from ansible_collections.mailflow.exchange.plugins.module_utils.remediation import FixError
+
+# A device backup holds a running config and the lines to send back, not Changes: its own schema, so neither
+# store ever reads the other's documents (backups.py holds the servers').
+DEVICE_BACKUP_SCHEMA = "mailflow.device-backup/1"
 
 CAUSE = "cisco_smtp_inspection"
 # planned -> applied (the lines are being sent: the device may hold them from here on) -> verified |
@@ -79,7 +82,7 @@ def write_backup(backup_dir: str, change_id: str | None, name: str, text: str, p
     fd = os.open(config_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as fh:
         fh.write(text)
-    doc = {"schema": BACKUP_SCHEMA, "host": name, "cause": CAUSE, "change_id": change_id, "state": "planned",
+    doc = {"schema": DEVICE_BACKUP_SCHEMA, "host": name, "cause": CAUSE, "change_id": change_id, "state": "planned",
            "created": time.time(), "changes": [], "device": {
                "platform": "ios", "rules": list(p.rules), "commands": list(p.commands), "restore": list(p.restore),
                "running_config": os.path.basename(config_path),
@@ -92,7 +95,7 @@ def write_backup(backup_dir: str, change_id: str | None, name: str, text: str, p
 def read_backup(path: str) -> dict[str, Any]:
     with open(path, encoding="utf-8") as fh:
         doc = json.load(fh)
-    if doc.get("schema") != BACKUP_SCHEMA or doc.get("cause") != CAUSE or "device" not in doc:
+    if doc.get("schema") != DEVICE_BACKUP_SCHEMA or doc.get("cause") != CAUSE or "device" not in doc:
         raise FixError(f"{path}: not a {CAUSE} device backup")
     return doc
 

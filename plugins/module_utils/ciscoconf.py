@@ -1,4 +1,4 @@
-"""Cisco IOS, PIX and ASA running configs: which SMTP inspections they turn on, and the IOS fix.
+"""Cisco IOS, PIX, ASA and FWSM running configs: which SMTP inspections they turn on, and the IOS fix.
 
 KB 919091 cause 5: SMTP inspection on a Cisco device between Exchange servers
 breaks ESMTP (masked banner, "500" to EHLO). This module reads a config as the
@@ -15,9 +15,15 @@ whose text is not config. Regexes read single lines only.
 - IOS CBAC: `ip inspect name R smtp|esmtp [options]` defines; ` ip inspect R in|out`
   under `interface` applies. ZBF: ` match protocol smtp [extended]` in a
   `class-map type inspect`, inspected by a `policy-map type inspect` class,
-  applied by a `zone-pair security`.
-- PIX 6 `fixup protocol smtp` and PIX 7+/ASA `inspect esmtp|smtp` policies: read in
-  ciscoconf_mpf, whose docstring has the details.
+  applied by a `zone-pair security`; in a match-all class (IOS's default) beside
+  ` match access-group ACL` it inspects only what the ACL permits (Inspection.scope).
+- PIX 6 / FWSM 2 `fixup protocol smtp` and PIX 7+/ASA/FWSM 3 `inspect esmtp|smtp`
+  policies: read in ciscoconf_mpf, whose docstring has the details. Access lists:
+  ciscoconf_acl.
+- The platform comes from the version line (`version 12.4`, `PIX Version`, `ASA
+  Version`, `FWSM Version`), which may follow a prompt or prefix on its line. A
+  multiple-context system execution space (`... Version X <system>`, or `context`
+  blocks and no policies) is refused with the contexts to read instead.
 
 Names (rules, maps, nameifs) are compared case-sensitively, as the devices treat
 names; keywords are matched case-insensitively.
@@ -32,11 +38,11 @@ from __future__ import annotations
 import re
 
 from ansible_collections.ansible.netcommon.plugins.module_utils.network.common.config import NetworkConfig
-from ansible_collections.mailflow.exchange.plugins.module_utils import ciscoconf_mpf
+from ansible_collections.mailflow.exchange.plugins.module_utils import ciscoconf_acl, ciscoconf_mpf
 from ansible_collections.mailflow.exchange.plugins.module_utils.ciscoconf_model import (
     SMTP_PORT, Binding, ConfigError, DeviceConfig, Inspection, Interface, IosPlan, interface_address)
 
-PLATFORMS = ("ios", "pix", "asa")
+PLATFORMS = ("ios", "pix", "asa", "fwsm")  # fwsm: the Catalyst 6500 Firewall Services Module (PIX code base)
 # Replaces NetworkConfig's defaults ("#", "!", "/*", "*/", "echo"): ASA/PIX comments start with ":".
 _COMMENT_TOKENS = ["!", ":", "#"]
 
@@ -45,9 +51,14 @@ _COMMENT_TOKENS = ["!", ":", "#"]
 
 _BANNER = re.compile(r"^banner(?:\s+(?:motd|login|exec|incoming|slip-ppp|prompt-timeout|config-save))?"
                      r"\s+(\^C|\S)(.*)$", re.I)
-_IOS_MARK = re.compile(r"^(?:version \d+\.\d+|Building configuration|Current configuration\b|Using \d+ out of)", re.M)
-_PIX_MARK = re.compile(r"^PIX Version \d", re.M)
-_ASA_MARK = re.compile(r"^ASA Version \d", re.M)
+# A version line may follow other text on its line in a capture: a prompt ("fw01# "), a grep prefix
+# ("fw01.cfg:"), a ": " comment. One word ending in #, > or : may stand before it; a description's prose may not.
+_PREFIX = r"^(?:\S*[#>:]\s*)?"
+_IOS_MARK = re.compile(_PREFIX + r"(?:version \d+\.\d+|Building configuration|Current configuration\b|Using \d+ out of)", re.M)
+# "PIX Version 6.3(5)", "ASA Version 8.2(5) <context>", "FWSM Version 3.1(1) <system>" (and "FWSM Firewall Version"
+# in `show version`): the first such line decides.
+_FIREWALL_MARK = re.compile(_PREFIX + r"(PIX|ASA|FWSM)(?:\s+Firewall)?\s+Version\s+\d[^\n]*", re.M)
+_SYSTEM_SPACE = re.compile(r"<system>", re.I)
 
 
 def _lines(text: str, any_delimiter: bool) -> list[str]:
@@ -84,15 +95,34 @@ def _top_level(text: str, platform: str):
     return [item for item in config.items if not item.has_parents and not item.raw[:1].isspace()]
 
 
+def _firewall_mark(body: str):
+    """The first PIX/ASA/FWSM version line of a config body (banners already removed), or None."""
+    return _FIREWALL_MARK.search("\n".join(line for line in body.split("\n") if not re.match(r"\s*banner\s", line, re.I)))
+
+
 def platform_of(text: str) -> str | None:
     body = "\n".join(_lines(text or "", any_delimiter=False))
-    if _PIX_MARK.search(body):
-        return "pix"
-    if _ASA_MARK.search(body):
-        return "asa"
+    m = _firewall_mark(body)
+    if m:
+        return m.group(1).lower()
     if _IOS_MARK.search(body):
         return "ios"
     return None
+
+
+def _system_space(text: str, items) -> None:
+    """A multiple-context ASA/FWSM's system execution space holds the contexts, not their policies: say so (and name
+    the contexts to read) instead of reporting a firewall that inspects nothing."""
+    mark = _firewall_mark("\n".join(_lines(text, any_delimiter=False)))
+    contexts = {i.text.split()[1]: next((c.text.split(None, 1)[1] for c in i.child_objs
+                                         if c.text.lower().startswith("config-url ")), None)
+                for i in items if re.match(r"^context\s+\S+$", i.text, re.I)}
+    if (mark and _SYSTEM_SPACE.search(mark.group(0))) or (contexts and not any(
+            re.match(r"^(policy-map|service-policy|fixup)\s", i.text, re.I) for i in items)):
+        where = ", ".join(f"{n} ({u})" if u else n for n, u in contexts.items()) or "none listed"
+        raise ConfigError("this is the system execution space of a multiple-context firewall: it holds no policies of its "
+                          "own. Read each security context's config instead (`changeto context NAME`, then `show "
+                          f"running-config`; or the file its config-url names). Contexts: {where}")
 
 
 def parse(text: str, platform: str | None = None) -> DeviceConfig:
@@ -101,7 +131,8 @@ def parse(text: str, platform: str | None = None) -> DeviceConfig:
             raise ConfigError("empty configuration")
         platform = platform_of(text)
         if platform is None:
-            raise ConfigError("not a Cisco IOS, PIX or ASA configuration (no version line)")
+            raise ConfigError("not a Cisco IOS, PIX, ASA or FWSM configuration (no version line: IOS `version 12.4`, "
+                              "`PIX Version ...`, `ASA Version ...` or `FWSM Version ...`)")
     platform = platform.lower()
     if platform not in PLATFORMS:
         raise ConfigError(f"unknown platform {platform!r}; expected one of {', '.join(PLATFORMS)}")
@@ -109,7 +140,8 @@ def parse(text: str, platform: str | None = None) -> DeviceConfig:
     hostname = next((i.text.split()[1] for i in items if re.match(r"hostname\s+\S", i.text, re.I)), None)
     if platform == "ios":
         interfaces, inspections = _ios(items)
-    else:  # PIX 6 fixups and PIX 7+/ASA policy-maps never share a config; reading both covers either
+    else:  # PIX 6 fixups and PIX 7+/ASA/FWSM policy-maps never share a config; reading both covers either
+        _system_space(text or "", items)
         interfaces, inspections = ciscoconf_mpf.firewall(items, platform)
     return DeviceConfig(platform, hostname, interfaces, tuple(inspections))
 
@@ -120,7 +152,8 @@ _CBAC_RULE = re.compile(r"^(no\s+)?ip\s+inspect\s+name\s+(\S+)(?:\s+parameter\s+
                         r"(?:\s+(\S+))?", re.I)
 _CBAC_APPLY = re.compile(r"^ip\s+inspect\s+(\S+)\s+(in|out)\b", re.I)
 _PORT_MAP = re.compile(r"^ip\s+port-map\s+smtp\s+port\s+(?:tcp\s+)?(.*)$", re.I)
-_ZBF_CLASS = re.compile(r"^class-map\s+type\s+inspect\s+(?:match-(?:any|all)\s+)?(\S+)$", re.I)
+_ZBF_CLASS = re.compile(r"^class-map\s+type\s+inspect\s+(?:match-(any|all)\s+)?(\S+)$", re.I)
+_ZBF_ACCESS_GROUP = re.compile(r"^match\s+access-group\s+(?:name\s+)?(\S+)$", re.I)
 _ZBF_MATCH = re.compile(r"^match\s+protocol\s+smtp(\s+extended)?$", re.I)
 _ZBF_NESTED = re.compile(r"^match\s+class-map\s+(\S+)$", re.I)
 _ZBF_POLICY = re.compile(r"^policy-map\s+type\s+inspect\s+(\S+)$", re.I)
@@ -186,7 +219,8 @@ def _ios(items):
         elif m := _PORT_MAP.match(text):
             smtp_ports += [p for p in _port_map(m.group(1)) if p not in smtp_ports]
         elif m := _ZBF_CLASS.match(text):
-            class_maps[m.group(1)] = (text, [c.text for c in item.child_objs])
+            # IOS class-maps are match-all unless they say match-any.
+            class_maps[m.group(2)] = (text, [c.text for c in item.child_objs], (m.group(1) or "all").lower() == "all")
         elif m := _ZBF_POLICY.match(text):
             policies[m.group(1)] = [
                 (cm.group(1), any(re.match(r"inspect(\s|$)", g.text, re.I) for g in c.child_objs))
@@ -203,23 +237,30 @@ def _ios(items):
         for name, protocols in _cbac_rules(items).items()
         for protocol, line in protocols.items() if protocol in ("smtp", "esmtp")]
 
+    acls = ciscoconf_acl.access_lists(items, "ios") if class_maps else {}
+
     def smtp_matches(class_name, seen):
-        """(class-map header, match line, protocol) for the SMTP matches a class-map holds, nested ones too."""
-        header, children = class_maps.get(class_name, (None, []))
+        """(class-map header, match line, protocol, ACLs that must permit) for the SMTP matches a class-map holds,
+        nested ones too. In a match-all class, `match protocol smtp` beside `match access-group ACL` inspects only
+        what the ACL permits; in a match-any class the protocol match alone suffices."""
+        header, children, match_all = class_maps.get(class_name, (None, [], False))
+        own_acls = [m.group(1) for c in children if (m := _ZBF_ACCESS_GROUP.match(c))] if match_all else []
         found = []
         for child in children:
             if m := _ZBF_MATCH.match(child):
-                found.append((header, child, "esmtp" if m.group(1) else "smtp"))
+                found.append((header, child, "esmtp" if m.group(1) else "smtp", tuple(own_acls)))
             elif (m := _ZBF_NESTED.match(child)) and m.group(1) not in seen:
-                found += smtp_matches(m.group(1), seen | {m.group(1)})
+                found += [(h, line, proto, tuple(own_acls) + nested)
+                          for h, line, proto, nested in smtp_matches(m.group(1), seen | {m.group(1)})]
         return found
 
     for policy, classes in policies.items():
         for class_name, inspects in classes:
-            for header, match_line, protocol in (smtp_matches(class_name, {class_name}) if inspects else ()):
+            for header, match_line, protocol, scoped in (smtp_matches(class_name, {class_name}) if inspects else ()):
                 inspections.append(Inspection(
                     "ios", f"policy-map type inspect {policy} / class {class_name}", protocol, match_line, ports,
-                    tuple(pairs.get(policy, ())), (header, f" no {match_line}")))
+                    tuple(pairs.get(policy, ())), (header, f" no {match_line}"),
+                    tuple({"acl": n, "entries": acls.get(n)} for n in dict.fromkeys(scoped)), policy))
     return interfaces, inspections
 
 

@@ -15,7 +15,8 @@ SMTP_PORT = 25
 
 
 class ConfigError(ValueError):
-    """A config that cannot be read: empty, or of no known platform."""
+    """A config that cannot be read: empty, of no known platform, or one that holds no policies of its own (the
+    system execution space of a multiple-context ASA/FWSM)."""
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,11 @@ class Inspection:
     ports: tuple[int, ...]           # TCP ports it inspects; a PIX range "25-26" is expanded to (25, 26)
     bindings: tuple[Binding, ...]    # where it is applied; () = defined but not applied
     remediation: tuple[str, ...]     # config-mode lines that remove it, sub-mode lines indented
+    # Access lists that must all permit a connection for this inspection to see it (an MPF class matching an ACL,
+    # an IOS zone-based match-all class with `match access-group`): ({"acl": name, "entries": [...] or None when
+    # the ACL is not defined}, ...); () = every connection on `ports`. Entries as ciscoconf_acl.access_lists gives them.
+    scope: tuple[dict, ...] = ()
+    policy: str | None = None        # the MPF / zone-based policy-map it belongs to (classes keep config order)
 
     @property
     def applied(self) -> bool:

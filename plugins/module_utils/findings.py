@@ -17,16 +17,49 @@ SEVERITIES = ("critical", "high", "medium", "low", "info")
 CONFIDENCES = ("confirmed", "inferred", "unconfirmed")
 
 
+@dataclass(frozen=True, eq=False)
+class Fix:
+    """How a cause is fixed: by the role mailflow.exchange.fix_<cause id>, which registers its result as
+    mailflow_fix_<cause id> (the contract fix_report and the change record read).
+
+    order: where the fix runs in a host's (or a firewall's) fix run, lowest first.
+    args: the fix's own arguments, an Ansible argument_spec beyond the lifecycle's common ones (the role
+    maps its variables onto them; the cause module's fix_params checks them, naming the variable).
+    on: "server" (the mailflow.exchange.fix action on the Exchange host) or "network" (its own action on
+    the firewalls, before the servers)."""
+    order: int
+    args: dict = field(default_factory=dict)
+    on: str = "server"
+
+
 @dataclass(frozen=True)
 class Cause:
-    """The catalog entry: what the cause is and where it is documented."""
+    """The catalog entry: what the cause is, where it is documented, where it ranks and how it is fixed.
+
+    A cause module declares itself once, here: causes/__init__.py finds it, ranks present causes by
+    `position` (KB 919091's order of causes, then the field notes') and runs fixes by `fix.order`."""
     id: str
     title: str
     sources: tuple[str, ...]
     severity: str            # severity when present
-    fix: str | None          # the role that fixes it, or None (report-only / separate issue)
-    kb919091_cause: int | None = None  # its number in KB 919091, which sets the ranking order
+    position: int            # its place in the catalog, which is the ranking order
+    fix: Fix | None = None   # None: report-only
+    kb919091_cause: int | None = None  # its number in KB 919091
     symptom_scope: str = "host"  # "outbound": explains this host's own retry queues; "inbound": its senders'
+
+    @property
+    def role(self) -> str | None:
+        """The role that fixes it, as reports name it."""
+        return f"mailflow.exchange.fix_{self.id}" if self.fix else None
+
+    @property
+    def register(self) -> str:
+        """The variable the fix role registers its result as."""
+        return fix_register(self.id)
+
+
+def fix_register(cause_id: str) -> str:
+    return f"mailflow_fix_{cause_id}"
 
 
 @dataclass
@@ -63,7 +96,7 @@ class Finding:
             "evidence": self.evidence,
             "explains": sorted(self.explains),
             "sources": list(self.cause.sources),
-            "fix": self.cause.fix if present else None,
+            "fix": self.cause.role if present else None,
             "rank": self.rank,
         }
 

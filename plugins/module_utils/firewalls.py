@@ -18,7 +18,7 @@ import ipaddress
 from dataclasses import dataclass
 from typing import Any
 
-from ansible_collections.mailflow.exchange.plugins.module_utils import ciscoconf
+from ansible_collections.mailflow.exchange.plugins.module_utils import ciscoconf, ciscoconf_acl
 
 FACTS_SCHEMA = "mailflow.firewall/1"
 SOURCES = ("device", "file")
@@ -43,7 +43,10 @@ def facts_from_config(name: str, text: str, *, source: str, platform: str | None
 def inspection_dict(i: "ciscoconf.Inspection") -> dict[str, Any]:
     return {"rule": i.rule, "protocol": i.protocol, "line": i.line, "ports": list(i.ports), "applied": i.applied,
             "bindings": [{"interface": b.interface, "direction": b.direction} for b in i.bindings],
-            "remediation": list(i.remediation)}
+            "remediation": list(i.remediation), "policy": i.policy,
+            # The ACL entries travel as lists (JSON); the config lines they came from stay out of the facts.
+            "scope": [{"acl": c["acl"], "entries": None if c["entries"] is None else
+                       [{k: v for k, v in e.items() if k != "line"} for e in c["entries"]]} for c in i.scope]}
 
 
 def failed_facts(name: str, error: str, source: str, segments: dict | None = None) -> dict[str, Any]:
@@ -104,11 +107,38 @@ class Crossing:
     interface: str      # where it is applied ("*" for a global one)
     direction: str
     remediation: tuple[str, ...]
+    scope: str = ""     # for an ACL-scoped inspection: what its ACL says of this connection
 
     def to_dict(self) -> dict[str, Any]:
-        return {"firewall": self.firewall, "platform": self.platform, "rule": self.rule, "protocol": self.protocol,
-                "line": self.line, "interface": self.interface, "direction": self.direction,
-                "remediation": list(self.remediation)}
+        out = {"firewall": self.firewall, "platform": self.platform, "rule": self.rule, "protocol": self.protocol,
+               "line": self.line, "interface": self.interface, "direction": self.direction,
+               "remediation": list(self.remediation)}
+        if self.scope:
+            out["scope"] = self.scope
+        return out
+
+
+MPF_PLATFORMS = ("pix", "asa", "fwsm")  # PIX 7+, ASA and FWSM 3 policies; their PIX 6 / FWSM 2 fixups are global
+
+
+def scope_match(insp: dict, src: str | None, dst: str | None) -> tuple[bool | None, str]:
+    """(does this inspection's class take a connection src -> dst:25?, what its ACLs say). True for an unscoped
+    inspection; None ("maybe") when an address is unknown, an ACL is not defined or an entry is unresolved."""
+    verdicts, notes = [], []
+    for cond in insp.get("scope") or []:
+        verdict = ciscoconf_acl.permits(cond.get("entries"), _ip_text(src), _ip_text(dst))
+        verdicts.append(verdict)
+        what = {True: "permits", False: "does not permit", None: "may permit"}[verdict]
+        why = "" if verdict is not None else (" (not defined in the config)" if cond.get("entries") is None else
+                                              " (an address is unknown or an entry is not resolved)")
+        notes.append(f"access-list {cond['acl']} {what} {src or '?'} -> {dst or '?'}:25{why}")
+    if False in verdicts:
+        return False, "; ".join(notes)
+    return (None if None in verdicts else True), "; ".join(notes)
+
+
+def _ip_text(text: str | None) -> str | None:
+    return str(addr) if (addr := _address(text)) is not None else None
 
 
 class Firewall:
@@ -130,7 +160,6 @@ class Firewall:
                                 for iname, iface in (facts.get("interfaces") or {}).items()
                                 for ip, mask in iface.get("addresses") or [] if (net := _network(ip, mask))),
                                key=lambda t: (-t[0].prefixlen, t[1]))
-        self._bound: dict | None = None  # (interface, direction) -> crossings; knowledge is fleet-wide
 
     def _alias(self, name: str) -> str:
         return self._aliases.get(str(name).lower()) or self._aliases.get(canonical_interface(name), str(name))
@@ -152,38 +181,77 @@ class Firewall:
                     return iname
         return None
 
+    def _smtp(self) -> list[dict]:
+        """Applied SMTP/ESMTP inspections that cover the SMTP port, breaking or not, in config order. An inspection
+        of other ports only (PIX `fixup protocol smtp 2525` after `no fixup protocol smtp 25`) does not touch mail
+        between Exchange servers."""
+        return [i for i in self.facts.get("inspections") or []
+                if i["applied"] and SMTP_PORT in (i.get("ports") or [SMTP_PORT])]
+
     def breaking(self, breaking: dict[str, list[str]]) -> list[dict]:
         """Applied inspections of the SMTP port whose protocol breaks ESMTP on this platform
-        (knowledge cisco_breaking_inspections). An inspection of other ports only (PIX `fixup protocol
-        smtp 2525` after `no fixup protocol smtp 25`) does not touch mail between Exchange servers."""
+        (knowledge cisco_breaking_inspections)."""
         protos = {p.lower() for p in breaking.get(self.platform or "", [])}
-        return [i for i in self.facts.get("inspections") or []
-                if i["applied"] and i["protocol"].lower() in protos and SMTP_PORT in (i.get("ports") or [SMTP_PORT])]
+        return [i for i in self._smtp() if i["protocol"].lower() in protos]
 
-    def crossings(self, src_if: str, dst_if: str, breaking: dict[str, list[str]]) -> list[Crossing]:
-        """What a connection entering at src_if and leaving at dst_if meets (src_if != dst_if)."""
-        if self._bound is None:  # indexed once: a fleet asks this for every pair of servers
-            self._bound = self._index(breaking)
-        interfaces = self.facts.get("interfaces") or {}
-        zones = f"{(interfaces.get(src_if) or {}).get('zone')}->{(interfaces.get(dst_if) or {}).get('zone')}"
+    def crossings(self, src_if: str, dst_if: str, breaking: dict[str, list[str]],
+                  src: str | None = None, dst: str | None = None) -> list[Crossing]:
+        """The breaking inspections a connection from src (behind src_if) to dst:25 (behind dst_if) meets."""
+        protos = {p.lower() for p in breaking.get(self.platform or "", [])}
+        met = self._mpf(src_if, dst_if, src, dst) if self.platform in MPF_PLATFORMS else self._ios(src_if, dst_if, src, dst)
         out, seen = [], set()
-        for key in (("*", "global"), (src_if, "in"), (dst_if, "out"), (src_if, "both"), (dst_if, "both"),
-                    (zones, "zone-pair")):
-            for c in self._bound.get(key, ()):
-                if c.line not in seen:     # one crossing per inspection, however many bindings match
-                    seen.add(c.line)
-                    out.append(c)
+        for insp, binding, scope in met:
+            if insp["protocol"].lower() in protos and insp["line"] + insp["rule"] not in seen:
+                seen.add(insp["line"] + insp["rule"])  # one crossing per inspection, however many bindings match
+                out.append(Crossing(self.name, self.platform or "?", insp["rule"], insp["protocol"], insp["line"],
+                                    binding["interface"], binding["direction"], tuple(insp["remediation"]), scope))
         return out
 
-    def _index(self, breaking: dict[str, list[str]]) -> dict[tuple[str, str], list[Crossing]]:
-        """(interface, direction) -> the breaking inspections bound there ("in": inspected as it enters
-        from the sender; "out": as it leaves towards the receiver; "both": an ASA interface policy;
-        ("SRC->DST", "zone-pair"): from an interface in zone SRC to one in zone DST)."""
-        bound: dict[tuple[str, str], list[Crossing]] = {}
-        for insp in self.breaking(breaking):
+    def _ios(self, src_if, dst_if, src, dst):
+        """CBAC: a rule applied `in` on the sender's interface or `out` on the receiver's. Zone-based: a zone pair from
+        the sender's zone to the receiver's, for the classes whose access lists take the connection."""
+        interfaces = self.facts.get("interfaces") or {}
+        zones = f"{(interfaces.get(src_if) or {}).get('zone')}->{(interfaces.get(dst_if) or {}).get('zone')}"
+        met = []
+        for insp in self._smtp():
             for b in insp["bindings"]:
-                where = {"global": "*", "zone-pair": b["interface"]}.get(b["direction"]) or self._alias(b["interface"])
-                bound.setdefault((where, b["direction"]), []).append(
-                    Crossing(self.name, self.platform or "?", insp["rule"], insp["protocol"], insp["line"],
-                             b["interface"], b["direction"], tuple(insp["remediation"])))
-        return bound
+                where = (b["direction"] == "in" and self._alias(b["interface"]) == src_if) or \
+                        (b["direction"] == "out" and self._alias(b["interface"]) == dst_if) or \
+                        (b["direction"] == "zone-pair" and b["interface"] == zones) or b["direction"] == "global"
+                if not where:
+                    continue
+                verdict, scope = scope_match(insp, src, dst)
+                if verdict is not False:
+                    met.append((insp, b, scope))
+        return met
+
+    def _mpf(self, src_if, dst_if, src, dst):
+        """PIX 6 fixups: every connection on their ports. MPF (ASA CLI configuration guide, "Service Policy
+        Guidelines" and "Feature Matching"): application inspection applies on the ingress of every interface for a
+        global policy and both ways for an interface policy; an interface policy that has SMTP inspection takes
+        precedence over the global one for that interface ("if you have a global policy with FTP inspection, and an
+        interface policy with FTP inspection, then only the interface policy FTP inspection is applied to that
+        interface"); within a policy the first class that matches the connection decides; a connection matched on
+        one interface is not inspected again by the other ("only the first policy is used")."""
+        smtp = self._smtp()
+        met = [(i, b, "") for i in smtp if i.get("policy") is None for b in i["bindings"] if b["direction"] == "global"]
+        by_policy: dict[str, list[dict]] = {}
+        for insp in smtp:
+            if insp.get("policy") is not None:
+                by_policy.setdefault(insp["policy"], []).append(insp)
+        global_policy = next((p for p, ins in by_policy.items() if any(b["direction"] == "global" for b in ins[0]["bindings"])), None)
+        on_interface = {self._alias(b["interface"]): (p, b) for p, ins in by_policy.items()
+                        for b in ins[0]["bindings"] if b["direction"] == "both"}
+
+        def first(policy, binding):
+            for insp in by_policy.get(policy, []):
+                verdict, scope = scope_match(insp, src, dst)
+                if verdict is not False:
+                    return insp, binding or next(b for b in insp["bindings"] if b["direction"] == "global"), scope
+            return None
+
+        ingress = on_interface.get(src_if) or ((global_policy, None) if global_policy else None)
+        hit = first(*ingress) if ingress else None
+        if hit is None and dst_if in on_interface:
+            hit = first(*on_interface[dst_if])
+        return met + ([hit] if hit else [])

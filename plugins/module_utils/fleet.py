@@ -9,15 +9,18 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from functools import cached_property
+from typing import Any, Callable, Iterator
 
 from ansible_collections.mailflow.exchange.plugins.module_utils.firewalls import Firewall
 from ansible_collections.mailflow.exchange.plugins.module_utils.hostview import HostView
 from ansible_collections.mailflow.exchange.plugins.module_utils.snapshot import greeting_name, identity
 
 # PIX Mailguard turns every banner character except "2", "0" and spaces into "*"
-# (KB 295725: "220 *********0****...****2****"); ASA's ESMTP inspection masks it too.
-_MASKED_BANNER = re.compile(r"^220[ *0-2]*\*{3,}[ *0-2]*$")
+# (KB 295725: "220 *********0****...****2****"; KB 320027 shows it with no space after
+# "220"); ASA's ESMTP inspection masks it too. "Old versions of PIX or ASA" answer
+# "220 SMTP/cmap_____..._____ read" instead (KB 320027).
+_MASKED_BANNER = re.compile(r"^220[ *0-2]*\*{3,}[ *0-2]*$|^220[ -]SMTP/cmap_{3,}\s*read\b", re.I)
 _SERIAL = re.compile(r"Version\s+(?P<ver>[\d.]+)\s+\(Build\s+(?P<build>[\d.]+)(?::\s*(?P<sp>[^)]*))?\)", re.I)
 _IMS_BANNER = re.compile(r"Microsoft Exchange Internet Mail Service (?P<ver>5\.\d)\.(?P<build>[\d.]+)", re.I)
 
@@ -89,8 +92,9 @@ class HostEntry:
     declared: dict[str, Any] = field(default_factory=dict)  # inventory hints: platform, greylisting
     greeting: str | None = None  # the FQDN its SMTP greeting gave a peer's probe (set by Fleet for hosts without a snapshot)
 
-    @property
+    @cached_property
     def view(self) -> HostView | None:
+        # One view per host per audit: the view caches what it parses (MetaBase.xml), and every detector asks.
         return HostView(self.snapshot) if self.snapshot is not None else None
 
     @property
@@ -125,6 +129,14 @@ class Fleet:
             self._by_target.setdefault(p.target, []).append(p)
             self._by_source.setdefault(p.source, []).append(p)
         self._ad = self._org_servers()
+        self._derived: dict[tuple[str, str], Any] = {}
+
+    def derived(self, what: str, name: str, compute: Callable[[], Any]) -> Any:
+        """A fact derived from one host's snapshot (its symptoms, say), computed once per fleet."""
+        key = (what, name)
+        if key not in self._derived:
+            self._derived[key] = compute()
+        return self._derived[key]
 
     def __iter__(self) -> Iterator[HostEntry]:
         return iter(self.entries.values())
@@ -228,7 +240,3 @@ class Fleet:
             kind = "exchange55" if v.startswith("5.") else {"6.5": "exchange2003", "6.0": "exchange2000"}.get(v, "exchange")
             return kind, ex["source"]
         return None, "no snapshot, no inventory mailflow_platform and no Exchange server object in AD"
-
-    def is_exchange_host(self, name: str) -> bool:
-        kind, _ = self.kind_of(name)
-        return bool(kind) and kind.startswith("exchange")

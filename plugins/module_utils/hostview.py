@@ -7,7 +7,6 @@ a Missing: the snapshot read the registry and the key was not there.
 """
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from ansible_collections.mailflow.exchange.plugins.module_utils import metabase as mb
@@ -123,14 +122,3 @@ class HostView:
             if marker in entry["dn"].lower():
                 out[str((entry["attrs"].get("cn") or [""])[0])] = entry["attrs"]
         return out
-
-
-_VERSION = re.compile(r"(\d+)(?:\.(\d+))?(?:\.(\d+))?(?:\.(\d+))?")
-
-
-def version_tuple(text: Any) -> tuple[int, ...] | None:
-    """'9.0.3.1000' -> (9, 0, 3, 1000); None when there is no number."""
-    m = _VERSION.search(str(text or ""))
-    if not m:
-        return None
-    return tuple(int(g) for g in m.groups() if g is not None)

@@ -3,7 +3,7 @@
 IIS 6 writes one element per metabase key (IIsSmtpServer, IIsComputer, ...)
 with a Location attribute and the key's properties as attributes; properties
 without a friendly schema name are <Custom Name=".." Value=".."/> children
-(TechNet "Metabase entries that apply to the SMTP service"; domain-facts §4).
+(TechNet "Metabase entries that apply to the SMTP service"; Windows Server 2003 Metabase Property Reference).
 A file that is not well-formed XML is what KB 843093 calls a corrupt metabase.
 """
 from __future__ import annotations

@@ -23,6 +23,15 @@ class FixError(ValueError):
     """Bad fix input; the message names the variable."""
 
 
+class NeedsInput(FixError):
+    """An operator input this host's fix needs is not given (a smart host only the admin knows, say). Not an error
+    while nothing needs fixing; where the fix has to run it changes nothing and says what to set."""
+
+    def __init__(self, variable: str, message: str):
+        super().__init__(message)
+        self.variable = variable
+
+
 def setting(facts: dict, name: str) -> Any:
     """A knowledge `detect:` setting's value, as the detectors read it (fleet.setting)."""
     item = (facts.get("detect") or {}).get(name)

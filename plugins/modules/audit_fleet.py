@@ -76,7 +76,8 @@ options:
 notes:
   - Per-host inventory variables the detectors read - C(mailflow_platform) (what an unmanaged peer is, e.g. C(exchange55)
     or C(smtp)), C(mailflow_greylists) (this peer greylists), C(mailflow_greylisting_peers) (peers this host sends to that
-    greylist), C(mailflow_smarthost_expected) (the smart host this host should use).
+    greylist), C(mailflow_smarthost_expected) (the smart host this host should use), C(mailflow_windows_version) (an
+    unmanaged host's Windows NT version, C(5.0) for Windows 2000, where Q253249 supports only Exchange 5.5 SP3 or later).
 attributes:
   check_mode:
     support: full

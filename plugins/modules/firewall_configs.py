@@ -37,7 +37,7 @@ options:
 notes:
   - "Per-firewall inventory variables: C(mailflow_firewall_config_source) (C(device), the default, or C(file)),
     C(mailflow_firewall_config_dir) (the folder of saved configs, for C(file): C(<name>.cfg), C(.conf), C(.txt),
-    C(<name>-confg) or C(<name>)), C(mailflow_firewall_platform) (C(ios), C(pix) or C(asa); read off the config
+    C(<name>-confg) or C(<name>)), C(mailflow_firewall_platform) (C(ios), C(pix), C(asa) or C(fwsm); read off the config
     when not set), C(mailflow_firewall_segments) (C({interface or nameif: [servers behind it]}); without it, the
     interface whose subnet holds a server's C(ansible_host) address)."
   - Bad variables fail the task, naming the firewall and the variable (run with O(check_only) before the reads, as

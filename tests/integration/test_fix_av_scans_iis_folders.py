@@ -82,7 +82,7 @@ def test_bad_folder_fails_before_any_host_is_touched(lab, tmp_path):
 ])
 def test_fix_params_refuse_an_entry_the_fix_could_not_verify(entry, why):
     facts = knowledge.load({"detect": {"sav_exclusion_entry": {"value": entry}}})
-    with pytest.raises(FixError, match="mailflow_sav_exclusion_entry") as exc:
+    with pytest.raises(FixError, match="knowledge detect.sav_exclusion_entry") as exc:
         cause.fix_params({}, facts)
     assert why in str(exc.value)
 

@@ -1,4 +1,4 @@
-"""mailflow.exchange.fix_ims_connection_leak on the lab: EXCH55 (the demo's Exchange 5.5 SP1, no WinRM) and
+"""mailflow.exchange.fix_ims_connection_leak on the lab: EXCH55 (the demo's Exchange 5.5 before SP1, no WinRM) and
 EXCH56, the same box with WinRM. Report-only by default (the cure is the service pack) and never contacting the
 unmanaged host; the stop-gap restart of MSExchangeIMC only when asked and allowed, verified by the leaked
 connections closing; bad input touches nothing; a restart that fails says it cannot be undone."""
@@ -65,7 +65,7 @@ def test_report_only_by_default_and_the_unmanaged_host_is_never_contacted(lab, t
     r = fixplay.recap(proc)
     assert proc.returncode == 0 and r["EXCH55"]["changed"] == 0 and r["EXCH56"]["changed"] == 0, proc.stdout[-3000:]
     out = proc.stdout + proc.stderr
-    assert "Exchange 5.5 build 2232 is before 5.5.2448: install a service pack" in out
+    assert "Exchange 5.5 build 1960 is before 5.5.2232: install a service pack" in out
     assert "as a stop-gap, mailflow_ims_restart: true" in out
     assert "EXCH55 is not managed (mailflow_unmanaged, no WinRM): nothing was read or changed there" in out
     # EXCH55 has no WinRM listener at all: any attempt to connect would have made it unreachable.

@@ -133,4 +133,4 @@ def test_a_metabase_read_only_in_part_is_not_judged(lab):
     params = metabase_corrupt.fix_params({"allow_restore": True}, facts)
     with pytest.raises(FixError, match="more than the 100 read"):
         metabase_corrupt.plan(view, params)
-    assert metabase_corrupt.history_reads(view, facts) == []
+    assert metabase_corrupt.follow_up_reads(view, facts) == []

@@ -42,16 +42,6 @@ def rows(record) -> dict[tuple[str, str], dict]:
     return {(h, r["cause"]): r for h, rs in record["hosts"].items() for r in rs}
 
 
-def test_the_playbook_runs_every_fixable_cause_in_catalog_order():
-    select = yaml.safe_load(open(os.path.join(ROOT, "playbooks", "tasks", "select_fixes.yml")))
-    assert select[0]["ansible.builtin.set_fact"]["mailflow_fixable"] == list(NETWORK_FIXABLE + FIXABLE)
-    validated = [t["ansible.builtin.include_role"]["name"] for t in select if "ansible.builtin.include_role" in t]
-    assert validated == [f"mailflow.exchange.fix_{c}" for c in FIXABLE]
-    fixes = yaml.safe_load(open(os.path.join(ROOT, "playbooks", "tasks", "fixes.yml")))
-    assert [t["ansible.builtin.import_role"]["name"] for t in fixes] == [f"mailflow.exchange.fix_{c}" for c in FIXABLE]
-    assert all(os.path.isdir(os.path.join(ROOT, "roles", f"fix_{c}")) for c in FIXABLE)
-
-
 def test_check_mode_plans_every_present_cause_and_changes_nothing(lab_factory, tmp_path):
     lab = lab_factory(demo_data())
     before = fleet_to_plain(lab.fleet)

@@ -59,8 +59,8 @@ def test_fix_turns_bloodhound_off_and_says_the_location_is_unconfirmed(lab, tmp_
 
 def test_bad_location_fails_before_any_host_is_touched(lab, tmp_path):
     lab.metrics.reset()
-    proc = play(lab, tmp_path, "-e", r"mailflow_smsmse_settings_key=SOFTWARE\Symantec")
-    assert proc.returncode != 0 and "mailflow_smsmse_settings_key" in proc.stdout, proc.stdout[-1500:]
+    proc = play(lab, tmp_path, "-e", json.dumps({"mailflow_knowledge": {"collect": {"smsmse_settings": {"path": "SOFTWARE\\Symantec"}}}}))
+    assert proc.returncode != 0 and "knowledge collect.smsmse_settings.path" in proc.stdout, proc.stdout[-1500:]
     assert fixplay.winrm_commands(lab, "EXCH04") == 0 and bloodhound(lab) == ("REG_DWORD", 1)
 
 
@@ -72,7 +72,7 @@ def test_bad_location_fails_before_any_host_is_touched(lab, tmp_path):
 ])
 def test_fix_params_refuse_a_switch_the_audit_could_not_agree_with(value, why):
     facts = knowledge.load({"detect": {"smsmse_heuristics_value": {"value": value}}})
-    with pytest.raises(FixError, match="mailflow_smsmse_heuristics_value") as exc:
+    with pytest.raises(FixError, match="knowledge detect.smsmse_heuristics_value") as exc:
         cause.fix_params({}, facts)
     assert why in str(exc.value)
 
@@ -95,10 +95,11 @@ def test_a_product_that_puts_its_setting_back_on_restart_is_caught_and_restored(
 
     host.registry.set, lab.services.on_change = record_set, smsmse_reapplies_its_store
     lab.metrics.reset()
-    # The location given explicitly (the role variables): no "unconfirmed default" warning then.
+    # The location given explicitly (knowledge the audit reads too): no "unconfirmed default" warning then.
     proc = play(lab, tmp_path, "-e", json.dumps({
-        "mailflow_smsmse_settings_key": r"HKLM\SOFTWARE\Symantec\SMSMSE\4.5",
-        "mailflow_smsmse_heuristics_value": {"name": "EnableBloodhound", "type": "REG_DWORD", "off_values": [0]},
+        "mailflow_knowledge": {
+            "collect": {"smsmse_settings": {"path": r"HKLM\SOFTWARE\Symantec\SMSMSE\4.5"}},
+            "detect": {"smsmse_heuristics_value": {"value": {"name": "EnableBloodhound", "type": "REG_DWORD", "off_values": [0]}}}},
         "mailflow_allow_service_restart": True}))
     assert proc.returncode != 0
     assert "verification failed" in proc.stdout and "restored from the backup" in proc.stdout, proc.stdout[-2000:]

@@ -1,6 +1,6 @@
 """audit.html as a person sees it: headless Chromium (Debian's chromium + chromium-driver, through Selenium).
 
-One browser for the module. The page is a real audit of the demo lab whose
+One browser for the module. The page is a real audit of the demo's saved snapshots whose
 EXCH01 -> EXCH02 probe got a banner full of markup, and whose evidence, reasons
 and host errors carry more: none of it may run, all of it must read as text.
 `make test` installs chromium and chromium-driver when /usr/bin/chromium is missing.
@@ -25,8 +25,8 @@ FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage
 
 
 @pytest.fixture(scope="module")
-def report(demo_lab, demo_snapshots, tmp_path_factory):
-    doc = make_hostile(build_doc(demo_lab, demo_snapshots, hostile_probe))
+def report(tmp_path_factory):
+    doc = make_hostile(build_doc(hostile_probe))
     paths = reports.write_all(doc, str(tmp_path_factory.mktemp("report")))
     return doc, paths
 

@@ -114,7 +114,8 @@ def test_demo_exchange55_and_relay(demo):
     legacy = demo.host("EXCH55")
     assert not legacy.winrm and "http" not in legacy.ports and "https" not in legacy.ports
     assert legacy.service("SMTPSVC") is None and legacy.service("MSExchangeIMC") is not None
-    assert legacy.registry.get(r"HKLM\SOFTWARE\Microsoft\Exchange\Setup", "ServicePackBuild").data == 2232
+    assert legacy.registry.get(r"HKLM\SOFTWARE\Microsoft\Exchange\Setup", "ServicePackBuild").data == 1960
+    assert legacy.os["version"].startswith("4.0")  # Windows NT 4.0: 5.5 before SP3 is unsupported on Windows 2000 (Q253249)
     established = [c for c in legacy.tcp_connections if c["remote"].endswith(":25") and c["state"] == "ESTABLISHED"]
     assert len(established) >= 3
     exch05 = demo.host("EXCH05")

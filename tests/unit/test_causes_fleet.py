@@ -71,6 +71,10 @@ def test_demo_smarthost_stnef_glitch(demo_fleet):
     glitch = by_host(glitch_retry_short, fleet)
     assert {h for h, f in glitch.items() if f.status == "present"} == {"EXCH05"}
     assert glitch["EXCH05"].evidence["effective_seconds"] == 30 and glitch["EXCH05"].explains == ["RELAY01"]
+    # It says what the audit knows (the value, the retry schedule, who deferred a probe), never when a peer accepts.
+    summary = glitch["EXCH05"].summary
+    assert "three times 30 s apart" in summary and "within 90 s" in summary and "RELAY01: " in summary
+    assert "accepts" not in summary
     assert glitch["EXCH01"].status == "absent" and "no greylisting peer is in use" in glitch["EXCH01"].summary
 
 

@@ -240,6 +240,36 @@ def test_greylist_no_greylisting_anywhere(demo_fleet):
     assert found["EXCH03"].status == "absent"  # it greylists, but EXCH03 has no mail for it
 
 
+def _smtp_runs(snaps, host):
+    snaps[host]["items"]["services"]["SMTPSVC"].update(state="running", start_mode="auto")
+
+
+def test_greylist_old_queue_files_alone_are_not_kb950757(demo_fleet):
+    """KB 950757's held messages sit in the store's SMTP Temp tables, invisible in ESM, after a greylisting 4.7.1:
+    old .EML files in an Exchange 2003 queue folder are not its signature, with SMTP running or not."""
+    def edit(s):
+        _no_greylisting(s)
+        _smtp_runs(s, "EXCH07")  # the issue's case: a corrupt MetaBase.xml, SMTP up, files hours old
+        s["EXCH05"]["items"]["smtp_links"] = []  # old files, no link in retry: "in no visible queue"
+    found = run(greylist_hotfix_missing, demo_fleet(edit=edit))
+    for host in ("EXCH05", "EXCH07"):
+        f = found[host]
+        assert f.status == "absent" and f.evidence["stale_queue_messages"]["count"] >= 1, host
+        assert "not KB 950757's signature" in f.summary, host
+
+
+def test_greylist_relay_queue_files_explained_by_a_corrupt_metabase_or_stopped_smtp(demo_fleet):
+    def corrupt(s):
+        s["RELAY01"]["items"]["metabase"]["text"] = s["RELAY01"]["items"]["metabase"]["text"][:400]
+    f = run(greylist_hotfix_missing, demo_fleet(edit=corrupt))["RELAY01"]
+    assert f.status == "absent" and "metabase_corrupt" in f.evidence["stale_queue_messages"]["explained_by"]
+
+    def stopped(s):
+        s["RELAY01"]["items"]["services"]["SMTPSVC"]["state"] = "stopped"
+    f = run(greylist_hotfix_missing, demo_fleet(edit=stopped))["RELAY01"]
+    assert f.status == "absent" and f.evidence["stale_queue_messages"]["explained_by"] == "SMTPSVC is not running"
+
+
 def test_greylist_hotfixes_failed_unreachable_and_kinds(demo_fleet):
     f = run(greylist_hotfix_missing, demo_fleet(edit=lambda s: fail_item(s, "EXCH03", "hotfixes")))["EXCH03"]
     assert f.status == "unknown" and "hotfixes" in f.reason
@@ -267,16 +297,41 @@ def test_ims_demo(demo_fleet):
     found = run(ims_connection_leak, demo_fleet())
     assert statuses(found) == {**{h: "not_applicable" for h in HOSTS}, "EXCH55": "present"}
     f = found["EXCH55"]
-    assert (f.evidence["build"], f.evidence["fixed_build"]) == (2232, 2448)
+    # Q242221 (the 5.5 SP1 fix list) names Q175982: SP1, build 2232, is the first fixed 5.5 build.
+    assert (f.evidence["build"], f.evidence["fixed_build"]) == (1960, 2232)
     assert f.evidence["connections"] is None and "not managed" in f.evidence["connections_note"]
-    assert "could not be read" in f.summary and f.severity == "medium" and f.confidence == "inferred"
-    assert f.evidence["exchange"]["service_pack"] == "Service Pack 1"
+    assert "could not be read" in f.summary and f.severity == "medium" and f.confidence == "confirmed"
+    assert f.evidence["exchange"]["service_pack"] is None and "unsupported" not in f.evidence
+    assert f.evidence["windows_version"] is None  # unmanaged and not declared: nothing said about Q253249
 
 
-@pytest.mark.parametrize("serial", ["Version 5.5 (Build 2448.8: Service Pack 2)", "Version 5.5 (Build 2653.23: Service Pack 4)"])
+@pytest.mark.parametrize("serial", ["Version 5.5 (Build 2232.4: Service Pack 1)", "Version 5.5 (Build 2448.8: Service Pack 2)",
+                                    "Version 5.5 (Build 2653.23: Service Pack 4)"])
 def test_ims_build_at_or_past_the_fix_is_absent(demo_fleet, serial):
     f = run(ims_connection_leak, demo_fleet(edit=lambda s: _serial(s, serial)))["EXCH55"]
-    assert f.status == "absent" and f.confidence == "inferred"
+    assert f.status == "absent" and f.confidence == "confirmed"
+
+
+@pytest.mark.parametrize("serial,status,unsupported", [
+    ("Version 5.5 (Build 2232.4: Service Pack 1)", "present", True),   # leak fixed, but below SP3 on Windows 2000
+    ("Version 5.5 (Build 2448.8: Service Pack 2)", "present", True),
+    ("Version 5.5 (Build 2650.24: Service Pack 3)", "absent", False),
+    ("Version 5.5 (Build 1960.4)", "present", True),                   # leaky and unsupported: both said
+])
+def test_ims_exchange55_below_sp3_on_windows_2000_is_unsupported(demo_fleet, serial, status, unsupported):
+    """Q253249: on Windows 2000 only Exchange 5.5 SP3 (2650) or later is supported; the inventory says the OS."""
+    f = run(ims_connection_leak, demo_fleet(edit=lambda s: _serial(s, serial),
+                                            declared={"EXCH55": {"windows_version": "5.0"}}))["EXCH55"]
+    assert f.status == status and ("unsupported" in f.evidence) is unsupported
+    if unsupported:
+        assert "Q253249" in f.summary and f.evidence["unsupported"]["min_build_on_windows_2000"] == 2650
+    if unsupported and "1960" not in serial:
+        assert f.summary.startswith("unsupported:") and "Q175982 fix" in f.summary and f.severity == "medium"
+        assert f.explains == []  # no leak: no peer's stalled mail is put on it
+    # On Windows NT 4.0 the same SP1 build is simply fixed.
+    f = run(ims_connection_leak, demo_fleet(edit=lambda s: _serial(s, "Version 5.5 (Build 2232.4: Service Pack 1)"),
+                                            declared={"EXCH55": {"windows_version": "4.0"}}))["EXCH55"]
+    assert f.status == "absent"
 
 
 def test_ims_build_from_the_banner_then_nothing(demo_fleet):
@@ -305,34 +360,34 @@ def test_ims_build_from_the_banner_then_nothing(demo_fleet):
     assert f.status == "unknown" and "build" in f.reason
 
 
-def _managed_55(demo_lab, connections):
-    """EXCH55 as if it had WinRM: RELAY01's snapshot recast as a 5.5 SP1 server with these port-25 connections."""
+def _managed_55(addresses, connections):
+    """EXCH55 as if it had WinRM: RELAY01's snapshot recast as a 5.5 server before SP1 with these port-25 connections."""
     def edit(s):
         snap = copy.deepcopy(s["RELAY01"])
         snap["host"] = "EXCH55"
         snap["platform"].update(computer_name="EXCH55", kind="exchange55",
-                                exchange={"version": "5.5", "build": "2232.4", "service_pack": "Service Pack 1", "source": "ad:serialNumber"})
+                                exchange={"version": "5.5", "build": "1960.4", "service_pack": None, "source": "ad:serialNumber"})
         snap["probes"] = []
         if connections is None:
             fail_item({"EXCH55": snap}, "EXCH55", "smtp_connections", "Access is denied")
         else:
             snap["items"]["smtp_connections"] = [
-                {"local": f"{demo_lab.fleet.hosts['EXCH55'].address}:{1031 + i}",
-                 "remote": f"{demo_lab.fleet.hosts[peer].address}:25", "state": state} for i, (peer, state) in enumerate(connections)]
+                {"local": f"{addresses['EXCH55']}:{1031 + i}",
+                 "remote": f"{addresses[peer]}:25", "state": state} for i, (peer, state) in enumerate(connections)]
         s["EXCH55"] = snap
     return edit
 
 
-def test_ims_managed_with_leaked_connections(demo_lab, demo_fleet):
+def test_ims_managed_with_leaked_connections(demo_addresses, demo_fleet):
     conns = [("RELAY01", "Established")] * 3 + [("EXCH01", "Established"), ("EXCH01", "TimeWait")]
-    f = run(ims_connection_leak, demo_fleet(edit=_managed_55(demo_lab, conns)))["EXCH55"]
+    f = run(ims_connection_leak, demo_fleet(edit=_managed_55(demo_addresses, conns)))["EXCH55"]
     assert f.status == "present" and f.severity is None and len(f.evidence["connections"]) == 4
     assert f.explains == ["EXCH01", "RELAY01"]
 
-    f = run(ims_connection_leak, demo_fleet(edit=_managed_55(demo_lab, [("RELAY01", "Established")])))["EXCH55"]
+    f = run(ims_connection_leak, demo_fleet(edit=_managed_55(demo_addresses, [("RELAY01", "Established")])))["EXCH55"]
     assert f.status == "present" and f.severity == "medium" and "not seen yet" in f.summary
 
-    f = run(ims_connection_leak, demo_fleet(edit=_managed_55(demo_lab, None)))["EXCH55"]
+    f = run(ims_connection_leak, demo_fleet(edit=_managed_55(demo_addresses, None)))["EXCH55"]
     assert f.status == "present" and f.evidence["connections"] is None and "smtp_connections" in f.evidence["connections_note"]
 
 
@@ -429,3 +484,15 @@ def test_metabase_history_variants(demo_fleet):
     assert [p["major"] for p in f.evidence["history_pairs"]] == [4]
     f = run(metabase_corrupt, demo_fleet(edit=lambda s: fail_item(s, "EXCH07", "metabase_history")))["EXCH07"]
     assert f.status == "present" and f.evidence["history_pairs"] == [] and "metabase_history" in f.evidence["history_note"]
+
+
+def test_a_hotfix_never_ranks_before_a_corrupt_metabase(demo_fleet):
+    """EXCH07 with SMTP up and mail for a greylisting peer: the corrupt MetaBase.xml (IIS cannot load SMTP's
+    configuration) explains its stalled mail first, so the hotfix is ranked after metabase_corrupt."""
+    from ansible_collections.mailflow.exchange.plugins.module_utils import audit, symptoms
+
+    fleet = demo_fleet(edit=lambda s: _smtp_runs(s, "EXCH07"), declared={"EXCH07": {"greylisting_peers": ["partner.example"]}})
+    found = [run(m, fleet)["EXCH07"] for m in (greylist_hotfix_missing, metabase_corrupt)]
+    assert [f.status for f in found] == ["present", "present"]
+    audit.rank(found, symptoms.of_host(fleet, fleet["EXCH07"]))
+    assert {f.cause.id: f.rank for f in found} == {"metabase_corrupt": 1, "greylist_hotfix_missing": 2}

@@ -194,7 +194,7 @@ def test_append_writes_a_record_that_keeps_its_header_and_matches_the_schema(tmp
     ({"type": "fixed", "host": "A"}, "unknown change record event type 'fixed'"),
     ({"type": "fix", "cause": "x", "status": "changed"}, "a fix event needs the host it is about"),
     ({"type": "fix", "host": "A", "cause": "x"}, "a fix event needs status"),
-    ({"type": "fix", "host": "A", "cause": "x", "status": "done"}, "status is one of changed, ok, failed, interrupted, unreachable, skipped"),
+    ({"type": "fix", "host": "A", "cause": "x", "status": "done"}, "status is one of changed, ok, needs_input, failed, interrupted, unreachable, skipped"),
     ({"type": "refused"}, "a refused event needs reason"),
     ("plan", "must be a mapping"),
 ])

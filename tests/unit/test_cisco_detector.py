@@ -228,3 +228,40 @@ def test_zone_based_policy_blames_the_zone_pair_it_applies_to():
     assert f.confidence == "confirmed" and "to zone pair outside->inside" in f.summary
     assert found["EDGE01"].status == "absent"
     assert audit.firewalls_to_fix(doc_of(found)) == {}     # zone-based classes are changed by hand, not by the role
+
+
+def test_ios_esmtp_on_the_path_is_not_blamed_but_named_as_disputed():
+    text = IOS.replace("ip inspect name MAILFW smtp alert on timeout 300", "ip inspect name MAILFW esmtp")
+    hosts = [host("EXCH01", "10.1.1.10"), host("EXCH05", "10.1.5.10", {"EXCH01": CLEAR})]
+    f = decide(hosts, [ios_facts(text=text)])["EXCH01"]
+    assert f.status == "absent" and "not blamed" in f.summary and "disputed" in f.summary
+    [d] = f.evidence["not_blamed_disputed"]
+    assert (d["from"], d["rule"], d["protocol"]) == ("EXCH05", "MAILFW", "esmtp")
+
+
+# PIX 7 runs the same policy framework as ASA: the same global_policy, its own version line.
+PIX7 = ASA.replace("ASA Version 8.2(5)", "PIX Version 7.2(4)").replace("ASA01", "PIX7").replace("10.3.", "10.4.")
+
+
+def test_pix7_esmtp_is_blamed_like_asa():
+    hosts = [host("EXCH04", "10.4.4.10", {"EXCH08": MASKED}), host("EXCH08", "10.4.8.10", {"EXCH04": MASKED})]
+    f = decide(hosts, [firewalls.facts_from_config("PIX7", PIX7, source="file")])["EXCH04"]
+    assert f.status == "present" and f.confidence == "confirmed" and "no inspect esmtp" in f.summary
+
+
+def test_an_acl_scoped_class_blames_only_the_pairs_its_acl_permits():
+    text = PIX7.replace("class-map inspection_default\n match default-inspection-traffic\n",
+                        "access-list MAIL extended permit tcp host 10.4.8.10 host 10.4.4.10 eq smtp\n"
+                        "class-map inspection_default\n match access-list MAIL\n")
+    hosts = [host("EXCH04", "10.4.4.10", {"EXCH08": CLEAR}), host("EXCH08", "10.4.8.10", {"EXCH04": CLEAR}),
+             host("EXCH09", "10.4.8.11", {"EXCH04": CLEAR})]
+    found = decide(hosts, [firewalls.facts_from_config("PIX7", text, source="file")])
+    f = found["EXCH04"]
+    assert f.explains == ["EXCH08"] and "access-list MAIL permits 10.4.8.10 -> 10.4.4.10:25" in f.summary
+    assert found["EXCH08"].status == "absent"  # the ACL permits only EXCH08 -> EXCH04
+
+
+def test_a_multiple_context_system_space_says_which_contexts_to_read():
+    text = "ASA Version 8.4(2) <system>\nhostname asa\ncontext mail\n  config-url disk0:/mail.cfg\n"
+    with pytest.raises(firewalls.ciscoconf.ConfigError, match=r"Contexts: mail \(disk0:/mail.cfg\)"):
+        firewalls.facts_from_config("ASA", text, source="file")

@@ -17,7 +17,7 @@ import pytest
 from ansible_collections.mailflow.exchange.plugins.module_utils import audit, causes, reports
 from ansible_collections.mailflow.exchange.plugins.module_utils.reports import common, csvreport, html, jsonreport, junit, markdown
 from tests.conftest import ROOT
-from tests.support import snapshots
+from tests.support import golden
 
 GENERATED = "2026-11-23T14:00:00Z"
 SCHEMA_PATH = os.path.join(ROOT, "docs", "audit.schema.json")
@@ -26,12 +26,9 @@ HOSTILE_BANNER = '220 <script>window.__mailflow_pwned = 1</script><img src=x one
 HOSTILE_TEXT = '<script>window.__mailflow_pwned = 3</script> =cmd| [link](http://evil.invalid) \x1b\x00 end'
 
 
-def build_doc(lab, snaps: dict, edit=None) -> dict:
-    """audit.run over (an edited copy of) the demo lab's snapshots, as the audit action runs it."""
-    snaps = copy.deepcopy(snaps)
-    if edit:
-        edit(snaps)
-    return audit.run(snapshots.fleet(lab, snaps), generated=GENERATED, check_mode=True)
+def build_doc(edit=None) -> dict:
+    """audit.run over (an edited copy of) the demo's golden snapshots, as the audit action runs it."""
+    return audit.run(golden.edited_fleet("demo", edit), generated=GENERATED, check_mode=True)
 
 
 def hostile_probe(snaps: dict) -> None:
@@ -55,13 +52,13 @@ def make_hostile(doc: dict) -> dict:
 
 
 @pytest.fixture(scope="module")
-def doc(demo_lab, demo_snapshots):
-    return build_doc(demo_lab, demo_snapshots)
+def doc():
+    return build_doc()
 
 
 @pytest.fixture(scope="module")
-def hostile(demo_lab, demo_snapshots):
-    return make_hostile(build_doc(demo_lab, demo_snapshots, hostile_probe))
+def hostile():
+    return make_hostile(build_doc(hostile_probe))
 
 
 @pytest.fixture(scope="module")
@@ -93,7 +90,7 @@ def test_a_real_audit_is_valid_and_consistent(doc, hostile, validator):
 
 
 def test_audit_json_round_trips(doc, tmp_path):
-    path = jsonreport.write(doc, str(tmp_path / "audit.json"))
+    path = reports.write_all(doc, str(tmp_path))["json"]
     with open(path, encoding="utf-8") as fh:
         assert json.load(fh) == doc
 

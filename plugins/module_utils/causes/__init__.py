@@ -1,47 +1,64 @@
-"""The cause catalog: one module per cause, each with CAUSE (its catalog entry) and detect(fleet).
+"""The cause catalog: every module in this package that declares CAUSE (a findings.Cause) and detect(fleet).
 
-The order is KB 919091's order of causes, then the field notes' causes; the
-ranking of present causes on a host follows it (see audit.rank).
+A cause declares itself once, in its own module: its place in the ranking
+(`position`: KB 919091's order of causes, then the field notes'), whether and
+in which order it is fixed (`fix`: findings.Fix), its fix arguments and the
+variable its role registers. Everything here is derived from those
+declarations, so adding a cause is adding its module (and its role, when it
+has a fix): no list to edit.
 """
 from __future__ import annotations
 
 import importlib
+import os
 
-CAUSE_IDS = (
-    "sav_internet_email_autoprotect",  # KB 919091 cause 1
-    "stnef_legacy_peer",               # cause 2
-    "smsmse_heuristics",               # cause 3
-    "smtp_banner_missing",             # cause 4
-    "cisco_smtp_inspection",           # cause 5
-    "metabase_corrupt",                # cause 6 ("if the other causes do not apply")
-    "port25_blocked",                  # field notes 002, case 1
-    "smarthost_misconfigured",         # field notes 002, case 2
-    "av_scans_iis_folders",            # field notes 002, case 3
-    "peer_smtp_unavailable",           # field notes 002, case 4
-    "glitch_retry_short",              # field notes 004
-    "greylist_hotfix_missing",         # KB 934709 / KB 950757
-    "ims_connection_leak",             # Q175982
-)
-
-# The causes with a fix role (mailflow.exchange.fix_<id>), in the order playbooks/fix.yml runs them on a host:
-# IIS must load its metabase and SMTP must run before anything about SMTP can be verified; the firewall
-# next, then SMTP settings, then the anti-virus products, then what needs packages or stop-gaps.
-# cisco_smtp_inspection is fixed on the network device, not here.
-FIXABLE = (
-    "metabase_corrupt", "peer_smtp_unavailable", "port25_blocked", "smtp_banner_missing", "smarthost_misconfigured",
-    "glitch_retry_short", "stnef_legacy_peer", "av_scans_iis_folders", "sav_internet_email_autoprotect",
-    "smsmse_heuristics", "greylist_hotfix_missing", "ims_connection_leak",
-)
-
-# Fixed on network devices (the firewalls group), before the servers' fixes.
-NETWORK_FIXABLE = ("cisco_smtp_inspection",)
+_HELPERS = ("common",)  # modules of this package that are not causes
+_CATALOG: list | None = None
 
 
 def modules():
-    """The detector modules, in catalog order."""
-    return [importlib.import_module(f"{__name__}.{cid}") for cid in CAUSE_IDS]
+    """The detector modules, in catalog (ranking) order."""
+    global _CATALOG
+    if _CATALOG is None:
+        here = os.path.dirname(os.path.abspath(__file__))
+        names = sorted(f[:-3] for f in os.listdir(here)
+                       if f.endswith(".py") and not f.startswith("_") and f[:-3] not in _HELPERS)
+        found = [importlib.import_module(f"{__name__}.{n}") for n in names]
+        for m in found:
+            if getattr(m, "CAUSE", None) is None or m.CAUSE.id != m.__name__.rsplit(".", 1)[1]:
+                raise ImportError(f"{m.__name__}: a cause module declares CAUSE with its own file name as id")
+        positions = [m.CAUSE.position for m in found]
+        if len(set(positions)) != len(positions):
+            raise ImportError(f"two causes share a catalog position: {sorted(positions)}")
+        _CATALOG = sorted(found, key=lambda m: m.CAUSE.position)
+    return list(_CATALOG)
 
 
 def catalog():
     """{cause id: Cause} in catalog order."""
     return {m.CAUSE.id: m.CAUSE for m in modules()}
+
+
+def module(cause_id: str):
+    """The module of one cause; KeyError names the known ones."""
+    for m in modules():
+        if m.CAUSE.id == cause_id:
+            return m
+    raise KeyError(f"unknown cause {cause_id!r} (known: {', '.join(m.CAUSE.id for m in modules())})")
+
+
+def fixable(on: str = "server") -> tuple[str, ...]:
+    """The causes with a fix that runs `on` servers or network devices, in the order a fix run takes them."""
+    fixes = [m.CAUSE for m in modules() if m.CAUSE.fix is not None and m.CAUSE.fix.on == on]
+    return tuple(c.id for c in sorted(fixes, key=lambda c: (c.fix.order, c.position)))
+
+
+def __getattr__(name: str):
+    # The names callers used before the declarations: derived, never written down twice.
+    if name == "CAUSE_IDS":
+        return tuple(catalog())
+    if name == "FIXABLE":
+        return fixable("server")
+    if name == "NETWORK_FIXABLE":
+        return fixable("network")
+    raise AttributeError(name)

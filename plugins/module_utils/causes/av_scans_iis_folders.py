@@ -23,7 +23,9 @@ CAUSE = fd.Cause(
     id="av_scans_iis_folders",
     title="Real-time antivirus scanning of the IIS and SMTP folders (no folder exclusions)",
     sources=("field notes 002 case 3", "KB245822", "KB328841", "ExBPA aa997602", "Symantec TECH101713"),
-    severity="medium", fix="mailflow.exchange.fix_av_scans_iis_folders",
+    severity="medium",
+    position=90,
+    fix=fd.Fix(order=80, args=dict(extra_folders=dict(type="list", elements="str", default=[]))),
     symptom_scope="outbound",
 )
 _SWITCH = "HaveExceptionDirs"
@@ -104,7 +106,7 @@ APPLIES_TO = EXCHANGE_SMTP_KINDS + ("exchange", "smtp_relay")  # "exchange": a v
 # them after a registry write is inferred (SAV documents only its console and Symantec System Center).
 SERVICE = "Symantec AntiVirus"
 _TYPES = {"REG_DWORD": int, "REG_SZ": str}
-_ENTRY_VAR = "mailflow_sav_exclusion_entry"
+_ENTRY_VAR = "knowledge detect.sav_exclusion_entry"
 _EXTRA_VAR = "mailflow_av_exclusion_extra_folders"
 
 
@@ -225,7 +227,7 @@ def advice(view, params) -> list[str]:
     if params["default_layout"] and not st["auto"]:
         out.append(f"how SAV lists folder exclusions in the registry is NOT confirmed: this used the unconfirmed default "
                    f"(one {params['type']} {params['data']!r} value per folder under RealTimeScan\\{params['subkey']}); check "
-                   f"the folders are listed in the SAV client's Auto-Protect exclusions, or set {_ENTRY_VAR}")
+                   f"the folders are listed in the SAV client's Auto-Protect exclusions, or override {_ENTRY_VAR} (mailflow_knowledge) for your build")
     unplaced = wanted_folders(view, params)[1]
     if unplaced and not st["auto"]:
         out.append(f"SystemRoot could not be read, so {', '.join(unplaced)} could not be placed: not excluded")

@@ -24,7 +24,10 @@ CAUSE = fd.Cause(
     title="Cisco SMTP inspection on the path breaks ESMTP",
     sources=("KB919091", "KB295725", "KB320027"),
     # The role runs on the IOS device (the firewalls group); PIX/ASA findings carry the lines to paste.
-    severity="high", fix="mailflow.exchange.fix_cisco_smtp_inspection", kb919091_cause=5, symptom_scope="inbound",
+    severity="high",
+    position=50,
+    fix=fd.Fix(order=10, on="network"),
+    kb919091_cause=5, symptom_scope="inbound",
 )
 _CLEAR = ("banner", "greylisted", "rejected")
 
@@ -41,8 +44,9 @@ def placements(fleet, breaking) -> dict[str, dict[str, str | None]]:
 
 
 def paths_into(fleet, entry, breaking, placed) -> tuple[dict[str, list], set[str]]:
-    """({peer: [Crossing]} for every peer whose SMTP to entry meets a breaking inspection,
-    names of firewalls with one whose position relative to entry or a peer is unknown)."""
+    """({peer: [Crossing]} for every peer whose SMTP to entry meets an inspection of `breaking`'s protocols,
+    names of firewalls with one whose position relative to entry or a peer is unknown). The servers' addresses
+    go along: an inspection scoped by an access list only meets the connections the ACL permits."""
     crossings: dict[str, list] = {}
     unplaced: set[str] = set()
     for fw in fleet.firewalls:
@@ -57,7 +61,7 @@ def paths_into(fleet, entry, breaking, placed) -> tuple[dict[str, list], set[str
             if src_if is None or dst_if is None:
                 unplaced.add(fw.name)
             elif src_if != dst_if:
-                crossings.setdefault(peer.name, []).extend(fw.crossings(src_if, dst_if, breaking))
+                crossings.setdefault(peer.name, []).extend(fw.crossings(src_if, dst_if, breaking, peer.address, entry.address))
     return {p: c for p, c in crossings.items() if c}, unplaced
 
 
@@ -87,9 +91,17 @@ def _stalled_text(stalled, entry) -> str:
 
 
 def _describe(c) -> str:
-    where = ("globally" if c.interface == "*" else f"to zone pair {c.interface}" if c.direction == "zone-pair"
-             else f"{c.direction} on {c.interface}")
-    return f"{c.firewall} ({c.platform}) `{c.line}` applied {where}"
+    return _describe_dict(c.to_dict())
+
+
+def _disputed(fleet, entry) -> list[dict]:
+    """Inspections on the paths into entry that are not blamed but whose harmlessness to Exchange is disputed
+    (knowledge detect.cisco_disputed_inspections: IOS `esmtp`), so the finding can say so."""
+    disputed = fleet.setting("cisco_disputed_inspections")
+    placed = {fw.name: {e.name: fw.segment_of(_names(e), e.address) for e in fleet}
+              for fw in fleet.firewalls if not fw.error and disputed.get(fw.platform or "")}
+    on_path, _ = paths_into(fleet, entry, disputed, placed)
+    return [{"from": peer, **c.to_dict()} for peer, cs in sorted(on_path.items()) for c in cs]
 
 
 def detect(fleet):
@@ -113,6 +125,13 @@ def detect(fleet):
             evidence["crossings"] = [{"from": peer, **c.to_dict()} for peer, cs in sorted(on_path.items()) for c in cs]
         if unplaced:
             evidence["firewalls_unplaced"] = sorted(unplaced)
+        disputed = _disputed(fleet, entry)
+        if disputed:
+            evidence["not_blamed_disputed"] = disputed
+        dispute_note = (f"; not blamed: {', '.join(sorted({_describe_dict(d) for d in disputed}))} - IOS ESMTP inspection "
+                        "understands EHLO, but that it passes Exchange's own verbs (XEXCH50, X-LINK2STATE) is not confirmed "
+                        "by any source, and which release brought it is disputed (12.3(4)T / 12.3(7)T / 12.3(14)T)"
+                        ) if disputed else ""
         masked_from = {p.source for p in masked}
         seen = sorted(masked_from & set(on_path))
         if seen:
@@ -123,7 +142,8 @@ def detect(fleet):
             out.append(fd.Finding(
                 CAUSE, entry.name, "present",
                 f"SMTP from {', '.join(seen)} to {entry.name} arrives masked (banner / 500 to EHLO) and crosses "
-                f"{'; '.join(rules)}{_stalled_text(stalled, entry)}: remove the SMTP inspection ({_remedy(on_path, seen)})",
+                f"{'; '.join(rules)}{_stalled_text(stalled, entry)}: remove the SMTP inspection ({_remedy(on_path, seen)})"
+                f"{dispute_note}",
                 evidence, explains=sorted(masked_from | set(on_path)), confidence="confirmed"))
         elif on_path:
             peers = sorted(on_path)
@@ -134,7 +154,7 @@ def detect(fleet):
             out.append(fd.Finding(
                 CAUSE, entry.name, "present",
                 f"SMTP from {', '.join(peers)} to {entry.name} crosses {'; '.join(rules)}{note}: remove the SMTP "
-                f"inspection ({_remedy(on_path, peers)})",
+                f"inspection ({_remedy(on_path, peers)}){dispute_note}",
                 evidence, explains=peers, confidence="inferred"))
         elif masked:
             who = ", ".join(sorted(masked_from))
@@ -145,15 +165,22 @@ def detect(fleet):
             out.append(fd.Finding(
                 CAUSE, entry.name, "present",
                 f"SMTP from {who} to {entry.name} passes an SMTP-inspecting firewall: masked banner / 500 to EHLO "
-                f"(PIX Mailguard, IOS CBAC smtp or ASA ESMTP inspection); {blame}",
+                f"(PIX Mailguard, IOS CBAC smtp or PIX/ASA/FWSM ESMTP inspection); {blame}{dispute_note}",
                 evidence, explains=sorted(masked_from),
                 # The masking pattern is KB 295725's; which device and rule does it is not seen from here.
                 confidence="inferred"))
         elif clear:
-            out.append(fd.Finding(CAUSE, entry.name, "absent", f"{len(clear)} peer(s) saw {entry.name}'s banner and EHLO unmasked", evidence))
+            out.append(fd.Finding(CAUSE, entry.name, "absent", f"{len(clear)} peer(s) saw {entry.name}'s banner and EHLO unmasked{dispute_note}", evidence))
         else:
             out.append(fd.unknown(CAUSE, entry.name, "no peer completed an SMTP greeting with it", **evidence))
     return out
+
+
+def _describe_dict(d: dict) -> str:
+    where = ("globally" if d["interface"] == "*" else f"to zone pair {d['interface']}" if d["direction"] == "zone-pair"
+             else f"{d['direction']} on {d['interface']}")
+    scope = f" [{d['scope']}]" if d.get("scope") else ""
+    return f"{d['firewall']} ({d['platform']}) `{d['line']}` applied {where}{scope}"
 
 
 def _remedy(on_path, peers) -> str:

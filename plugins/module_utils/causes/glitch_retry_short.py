@@ -11,13 +11,16 @@ from __future__ import annotations
 
 from ansible_collections.mailflow.exchange.plugins.module_utils import findings as fd
 from ansible_collections.mailflow.exchange.plugins.module_utils.causes.common import greylisting_peers, per_host, sends_to
-from ansible_collections.mailflow.exchange.plugins.module_utils.remediation import Change, FixError
+from ansible_collections.mailflow.exchange.plugins.module_utils.remediation import Change, FixError, setting
 
 CAUSE = fd.Cause(
     id="glitch_retry_short",
     title="GlitchRetrySeconds too short for greylisting peers",
     sources=("field notes 004", "TechNet aa998772", "TechNet aa996601"),
-    severity="medium", fix="mailflow.exchange.fix_glitch_retry_short", symptom_scope="outbound",
+    severity="medium",
+    position=110,
+    fix=fd.Fix(order=60, args=dict(seconds=dict(type="int"))),
+    symptom_scope="outbound",
 )
 
 
@@ -51,10 +54,15 @@ def detect(fleet):
             note = f" (greylisting seen at {', '.join(sorted(greylisting))}, but no mail is queued for it)" if greylisting else ""
             return fd.Finding(CAUSE, entry.name, "absent",
                               f"GlitchRetrySeconds {how} is below {minimum} s, but no greylisting peer is in use{note}", evidence, confidence=conf)
-        peers = sorted(stuck) + sorted(declared)
+        # What the audit knows: the value, SMTP's retry schedule for a 4xx, and which peers answered with one (or are
+        # declared to). When a peer would accept is its own greylisting delay, which the audit cannot see.
+        seen = "; ".join([f"{p}: {', '.join(stuck[p])}" for p in sorted(stuck)] +
+                         [f"{p} is declared greylisting (mailflow_greylisting_peers)" for p in sorted(declared)])
         return fd.Finding(CAUSE, entry.name, "present",
-                          f"GlitchRetrySeconds {how}: three glitch retries end within {3 * effective} s, before {', '.join(peers)} "
-                          f"accepts (greylisting); raise it to at least {minimum} s",
+                          f"GlitchRetrySeconds {how}: SMTP retries a 4xx reply three times {effective} s apart (TechNet "
+                          f"aa998772), all within {3 * effective} s of the first try, and this host has mail for greylisting "
+                          f"peers ({seen}); raise it to at least {minimum} s (greylisting delays are commonly several minutes, "
+                          f"field notes 004)",
                           evidence, explains=list(stuck), confidence=conf)
 
     return per_host(fleet, CAUSE, decide, kinds=("exchange2003", "exchange2000", "smtp_relay"))
@@ -65,16 +73,26 @@ def detect(fleet):
 
 QUEUING = r"HKLM\SYSTEM\CurrentControlSet\Services\SMTPSVC\Queuing"
 FIX_READS = ("smtpsvc_queuing", "services")
-# Below 30 s the three glitch retries are over before any greylisting delay; above an hour a
-# transient failure holds mail longer than the retry schedule itself (15, 30, 60 minutes).
+# A sanity bound on what the fix writes: below 30 s the three glitch retries are over before any greylisting
+# delay; above an hour a transient failure holds mail longer than the retry schedule itself (15, 30, 60 minutes).
 SECONDS_RANGE = (30, 3600)
+SECONDS_VAR = "mailflow_glitch_retry_seconds"
 
 
 def fix_params(args: dict, facts: dict) -> dict:
+    """The value to write: the role's variable, or by default the knowledge the detector judges by
+    (detect.glitch_retry_min_seconds), so a fix the audit would not accept is refused before any host is read."""
+    minimum = int(setting(facts, "glitch_retry_min_seconds"))
     seconds = args.get("seconds")
+    if seconds is None:
+        seconds = minimum
     if isinstance(seconds, bool) or not isinstance(seconds, int) or not SECONDS_RANGE[0] <= seconds <= SECONDS_RANGE[1]:
-        raise FixError(f"mailflow_glitch_retry_seconds must be a whole number of seconds from {SECONDS_RANGE[0]} to "
+        raise FixError(f"{SECONDS_VAR} must be a whole number of seconds from {SECONDS_RANGE[0]} to "
                        f"{SECONDS_RANGE[1]}, got {seconds!r}")
+    if seconds < minimum:
+        raise FixError(f"{SECONDS_VAR} is {seconds}, below the {minimum} s the audit requires (knowledge "
+                       f"detect.glitch_retry_min_seconds): the audit would still find the cause; leave it unset to use "
+                       f"{minimum}, or change the knowledge for audit and fix alike")
     return {"seconds": seconds}
 
 

@@ -1,17 +1,27 @@
 """The greylisting hotfix is missing on a host that sends to greylisting peers.
 
-After a greylisting peer's temporary 4xx ("Temporary Error (4.7.1)") the
-message is held, in no visible queue, "until the SMTP service or IIS is
-restarted" (KB 950757, Exchange 2003). Windows Server 2003 SMTP without
-Exchange has the same defect and its own hotfix, KB 934709, which "does not
-apply to Windows 2003 servers that are running Exchange 2000 or Exchange 2003":
-it is never suggested on an Exchange server.
+KB 950757 (Exchange 2003): after a greylisting peer's "Temporary Error (4.7.1)"
+the message is set to retry, its time stamp no longer matches the store
+driver's, and it "is not delivered until the SMTP service or IIS is
+restarted"; the held messages "are not visible in the SMTP queues in Exchange
+System Manager. However, these messages are visible the SMTP Temp tables in
+the mailbox store". So its signature is a greylisting peer this host has mail
+for, not files in the queue folder: old .EML files alone are never blamed on
+it (they sit where the store's held messages do not).
 
-The hotfix only matters toward a peer that greylists this host: this host's
-probe got a greylisting reply (detect.greylist_reply_codes) at MAIL or RCPT;
-or the host has mail for a peer another host saw greylisting; or the inventory
-says so (`greylisting_peers` on this host, `greylists: true` on the peer).
-Peers outside the inventory are never probed. Win32_QuickFixEngineering is not
+KB 934709 (Windows Server 2003 SMTP without Exchange; it "does not apply to
+Windows 2003 servers that are running Exchange 2000 or Exchange 2003", so it
+is never suggested on an Exchange server): "some messages may unexpectedly
+remain in the queue folder until the SMTP service is restarted" - there, old
+files in the queue folder while SMTP runs are the article's own symptom, unless
+something else on the host explains them (SMTPSVC stopped, or a MetaBase.xml
+that does not parse, so IIS cannot load SMTP's configuration: metabase_corrupt).
+
+The hotfix matters toward a peer that greylists this host: this host's probe
+got a greylisting reply (detect.greylist_reply_codes) at MAIL or RCPT; or the
+host has mail for a peer another host saw greylisting; or the inventory says so
+(`greylisting_peers` on this host, `greylists: true` on the peer). Peers
+outside the inventory are never probed. Win32_QuickFixEngineering is not
 confirmed to list these hotfixes, so every decision that reads it is `inferred`.
 """
 from __future__ import annotations
@@ -25,13 +35,16 @@ from ansible_collections.mailflow.exchange.plugins.module_utils.causes.common im
     greylisting_peers, no_snapshot_reason, sends_to, unknown_version)
 from ansible_collections.mailflow.exchange.plugins.module_utils.fleet import greylist_reply
 from ansible_collections.mailflow.exchange.plugins.module_utils.hostview import Missing
+from ansible_collections.mailflow.exchange.plugins.module_utils.metabase import MetabaseError
 from ansible_collections.mailflow.exchange.plugins.module_utils.remediation import Change, FixError, setting
 
 CAUSE = fd.Cause(
     id="greylist_hotfix_missing",
     title="Greylisting hotfix missing (KB 950757 on Exchange 2003, KB 934709 on a Windows 2003 SMTP relay)",
     sources=("KB950757", "KB934709", "field notes 004"),
-    severity="medium", fix="mailflow.exchange.fix_greylist_hotfix_missing",
+    severity="medium",
+    position=120,
+    fix=fd.Fix(order=110, args=dict(package=dict(type="str", default=""))),
     symptom_scope="outbound",
 )
 _SETTING = {"exchange2003": "greylist_hotfix_exchange", "smtp_relay": "greylist_hotfix_relay"}
@@ -100,20 +113,43 @@ def _decide(fleet, entry, hotfix, setting, greylisting) -> fd.Finding:
                    f"the temporary 4xx, messages can be held in no visible queue until SMTP restarts ({hotfix})")
         return fd.Finding(CAUSE, entry.name, "present", summary, evidence, confidence=confidence, explains=explains)
     stale = symptoms.stale_messages(fleet, entry)
-    if stale.get("observed") and not stale.get("seen_in_queues") and _smtp_running(entry.view):
-        # The hotfix's own symptom: messages that stay in the queue folder, in no queue, while SMTP runs
-        # (KB 934709's title; KB 950757: "not visible in the queues"). The greylisting peer may be outside the inventory.
+    if stale.get("observed"):
         evidence["stale_queue_messages"] = {k: stale.get(k) for k in ("count", "oldest_minutes", "folders")}
-        where = "in no visible queue" if entry.view.kind == "exchange2003" else "(Windows SMTP has no queue viewer)"
-        return fd.Finding(CAUSE, entry.name, "present",
-                          f"{hotfix} is not installed and {stale['count']} message(s) up to {stale['oldest_minutes'] // 60} h old sit in the "
-                          f"queue folder {where} while SMTP runs: {hotfix}'s symptom", evidence, confidence="inferred")
+    if stale.get("observed") and entry.view.kind == "smtp_relay":
+        explained = _stale_explained(entry.view)
+        if explained is None:
+            # KB 934709's own symptom: messages that stay in the queue folder while SMTP runs. The greylisting
+            # peer may be outside the inventory.
+            return fd.Finding(CAUSE, entry.name, "present",
+                              f"{hotfix} is not installed and {stale['count']} message(s) up to {stale['oldest_minutes'] // 60} h "
+                              f"old sit in the queue folder while SMTP runs (Windows SMTP has no queue viewer): {hotfix}'s "
+                              "symptom", evidence, confidence="inferred")
+        evidence["stale_queue_messages"]["explained_by"] = explained
+    note = ""
+    if stale.get("observed") and entry.view.kind == "exchange2003":
+        note = ("; the old files in its queue folder are not KB 950757's signature (its held messages sit in the store's "
+                "SMTP Temp tables, after a greylisting peer's 4.7.1)")
+    elif stale.get("observed"):
+        note = f"; the old files in its queue folder are explained otherwise ({evidence['stale_queue_messages']['explained_by']})"
     if seen:
         return fd.Finding(CAUSE, entry.name, "absent",
                           f"{hotfix} is not installed and {', '.join(sorted(seen))} greylists, but this host has no mail for it "
-                          "(install it if this host routes mail there)", evidence, confidence=confidence)
+                          f"(install it if this host routes mail there){note}", evidence, confidence=confidence)
     return fd.Finding(CAUSE, entry.name, "absent", f"{hotfix} is not needed: no greylisting peer seen (inventory peers were "
-                      "probed; declare greylisting_peers for peers outside the inventory)", evidence, confidence=confidence)
+                      f"probed; declare greylisting_peers for peers outside the inventory){note}", evidence, confidence=confidence)
+
+
+def _stale_explained(view) -> str | None:
+    """What else keeps old files in a relay's queue folder: its SMTP service stopped, or a metabase IIS cannot load."""
+    if not _smtp_running(view):
+        return "SMTPSVC is not running"
+    try:
+        view.metabase()
+    except MetabaseError as exc:
+        return f"MetaBase.xml does not parse ({exc}), so IIS cannot load SMTP's configuration: metabase_corrupt"
+    except Missing:
+        pass
+    return None
 
 
 def _smtp_running(view) -> bool:

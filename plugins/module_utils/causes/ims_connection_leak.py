@@ -1,10 +1,19 @@
-"""Q175982: the Exchange 5.0/5.5 Internet Mail Service leaks outbound SMTP connections.
+"""Q175982: the Exchange 5.0/5.5 Internet Mail Service leaks outbound SMTP connections;
+and Q253249: Exchange 5.5 before Service Pack 3 on Windows 2000, an unsupported combination.
 
 "the connection count against the destination domain is being leaked and as a
 result, the IMS never terminates the connection"; NETSTAT shows "several
 connections that are in the established state ... established for a long time".
-Fixed "in the latest U.S. Service Pack" (Q175982, last revised 13-MAR-1999):
-the first fixed build per version is detect.ims_leak_fixed_builds (inferred).
+Fixed in Exchange 5.5 Service Pack 1 (Q242221, the SP1 fix list, names
+Q175982) and Exchange 5.0 Service Pack 2 (the 5.0 SP2 readme, Q168735, lists
+it under Service Pack 2): detect.ims_leak_fixed_builds, confirmed.
+
+Both are "the 5.x build is before the service pack it needs", so both are this
+cause; the summary says which. A 5.5 build that carries the leak fix but is
+below SP3 (detect.exchange55_windows2000_min_build) on Windows 2000 is reported
+as unsupported (Q253249), not as the leak. Windows 2000 is known from the host's
+own snapshot (Win32_OperatingSystem.Version 5.0) or the inventory
+(`mailflow_windows_version: "5.0"`); otherwise nothing is said about it.
 
 Exchange 5.5 servers run on Windows NT/2000 without WinRM, so they are usually
 unmanaged: the build then comes from AD (serialNumber, read by the other
@@ -19,16 +28,43 @@ from ansible_collections.mailflow.exchange.plugins.module_utils.remediation impo
 
 CAUSE = fd.Cause(
     id="ims_connection_leak",
-    title="Exchange 5.x Internet Mail Service leaks outbound SMTP connections (build before the fix)",
-    sources=("Q175982", "Q158530"),
-    severity="high", fix="mailflow.exchange.fix_ims_connection_leak",
+    title="Exchange 5.x below the service pack it needs (Q175982 IMS connection leak; 5.5 before SP3 on Windows 2000, Q253249)",
+    sources=("Q175982", "Q242221", "Q168735", "Q253249", "Q158530"),
+    severity="high",
+    position=130,
+    fix=fd.Fix(order=120, args=dict(restart=dict(type="bool", default=False))),
     symptom_scope="outbound",
 )
+WINDOWS_2000 = "5.0"  # Windows NT version of Windows 2000 (Win32_OperatingSystem.Version 5.0.2195)
+
+
+def windows_version(entry) -> tuple[str | None, str | None]:
+    """('5.0', how it is known) from the host's snapshot or the inventory's mailflow_windows_version; (None, None)."""
+    own = str(((entry.snapshot or {}).get("platform") or {}).get("os", {}).get("version") or "")
+    if own:
+        return ".".join(own.split(".")[:2]), "snapshot (Win32_OperatingSystem.Version)"
+    declared = entry.declared.get("windows_version")
+    if declared not in (None, ""):
+        return ".".join(str(declared).split(".")[:2]), "inventory mailflow_windows_version"
+    return None, None
+
+
+def unsupported(version: str, build: int | None, windows: str | None, min_55: int) -> str | None:
+    """Why Q253249 says this Exchange does not belong on this Windows, or None."""
+    if windows != WINDOWS_2000:
+        return None
+    if version in ("4.0", "5.0"):
+        return f"Exchange {version} is not supported on Windows 2000 (Q253249: only 5.5 Service Pack 3 or later is)"
+    if version == "5.5" and build is not None and build < min_55:
+        return (f"Exchange 5.5 before Service Pack 3 (build {min_55}) is not supported on Windows 2000 "
+                f"(Q253249: only 5.5 SP3 or later is)")
+    return None
 
 
 def detect(fleet):
     fixed_builds = {str(k): int(v) for k, v in fleet.setting("ims_leak_fixed_builds").items()}
     min_connections = int(fleet.setting("ims_leak_min_connections"))
+    min_55 = int(fleet.setting("exchange55_windows2000_min_build"))
     build_conf = fleet.confidence("ims_leak_fixed_builds")
     both_conf = max(build_conf, fleet.confidence("ims_leak_min_connections"), key=fd.CONFIDENCES.index)
     out = []
@@ -51,7 +87,9 @@ def detect(fleet):
             line = (p.raw.get("banner") or "").split("\n", 1)[0].strip()
             if "internet mail service" in line.lower():
                 banners.setdefault(line, []).append(p.source)
-        evidence = {"exchange": ex, "ims_banners": banners}  # {banner: [hosts that saw it]}
+        windows, windows_how = windows_version(entry)
+        evidence = {"exchange": ex, "ims_banners": banners,  # {banner: [hosts that saw it]}
+                    "windows_version": windows, "windows_version_source": windows_how}
         if build is None or version not in fixed_builds:
             out.append(fd.unknown(CAUSE, entry.name, f"the Exchange 5.x version and build of {entry.name} are not known "
                                   f"(read: {ex!r}; fixed builds are known for {', '.join(sorted(fixed_builds))})", **evidence))
@@ -61,7 +99,18 @@ def detect(fleet):
         label = f"Exchange {version} build {build}" + (f" ({ex['service_pack']})" if ex.get("service_pack") else "")
         conns, why_not = _connections(fleet, entry)
         evidence["connections"], evidence["connections_note"] = conns, why_not
+        not_supported = unsupported(version, build, windows, min_55)
+        if not_supported:
+            evidence["unsupported"] = {"reason": not_supported, "min_build_on_windows_2000": min_55, "source": "Q253249"}
         if build >= fixed:
+            if not_supported:
+                # Q253249's case, not the leak's: the service pack it needs is SP3, for support, not for Q175982.
+                out.append(fd.Finding(CAUSE, entry.name, "present", f"unsupported: {label} runs on Windows 2000; "
+                                      f"{not_supported}. Install 5.5 SP3 or later. Its IMS already carries the Q175982 "
+                                      f"fix ({version}.{fixed}), so the connection leak is not what this is",
+                                      evidence, confidence=fleet.confidence("exchange55_windows2000_min_build"),
+                                      severity="medium"))
+                continue
             out.append(fd.Finding(CAUSE, entry.name, "absent", f"{label} is at or past {version}.{fixed}, which carries the "
                                   "Q175982 fix", evidence, confidence=build_conf))
             continue
@@ -71,6 +120,8 @@ def detect(fleet):
                                   "Mail Service is not known: no probe saw an IMS banner", **evidence))
             continue
         head = f"{label} is before {version}.{fixed}, the service pack that fixes the Q175982 IMS connection leak"
+        if not_supported:
+            head += f" (and {not_supported})"
         if conns is None:
             out.append(fd.Finding(CAUSE, entry.name, "present", f"{head}; its connection table could not be read ({why_not}), "
                                   "so the decision rests on the build alone", evidence, confidence=build_conf, severity="medium"))
@@ -133,13 +184,15 @@ def fix_params(args: dict, facts: dict) -> dict:
     try:
         fixed = {str(k): int(v) for k, v in setting(facts, "ims_leak_fixed_builds").items()}
         minimum = int(setting(facts, "ims_leak_min_connections"))
+        min_55 = int(setting(facts, "exchange55_windows2000_min_build"))
     except (AttributeError, TypeError, ValueError) as exc:
-        raise FixError(f"knowledge detect.ims_leak_fixed_builds must map versions to builds and "
-                       f"detect.ims_leak_min_connections must be a number ({exc})") from None
+        raise FixError(f"knowledge detect.ims_leak_fixed_builds must map versions to builds, and "
+                       f"detect.ims_leak_min_connections and detect.exchange55_windows2000_min_build must be numbers "
+                       f"({exc})") from None
     if minimum < 1:
         raise FixError(f"knowledge detect.ims_leak_min_connections must be at least 1, got {minimum}")
     return {"restart": restart, "allowed": bool(args.get("allow_service_restart")), "fixed_builds": fixed,
-            "min_connections": minimum}
+            "min_connections": minimum, "min_55_windows2000": min_55}
 
 
 def _state(view, params) -> dict | None:
@@ -154,8 +207,10 @@ def _state(view, params) -> dict | None:
         connections = established_smtp(view)
     except Missing:
         connections = None  # the table could not be read: no restart on a guess
+    windows = ".".join(str((view.platform.get("os") or {}).get("version") or "").split(".")[:2]) or None
     return {"ims": ims, "version": version, "build": build, "fixed": fixed,
-            "leaky": None if build is None or fixed is None else build < fixed, "connections": connections}
+            "leaky": None if build is None or fixed is None else build < fixed, "connections": connections,
+            "unsupported": unsupported(version, build, windows, params["min_55_windows2000"])}
 
 
 def plan(view, params) -> list[Change]:
@@ -185,8 +240,11 @@ def advice(view, params) -> list[str]:
         s = _state(view, params)
     except Missing as exc:
         return [f"nothing done: {exc}"]
-    if s is None or s["leaky"] is False:
+    if s is None:
         return []
+    if s["leaky"] is False:
+        return [f"{s['unsupported']}: install Exchange 5.5 SP3 or later. This role does not install service packs."] \
+            if s["unsupported"] else []
     if s["leaky"] is None:
         return [f"the Exchange 5.x version and build are not known (read: {view.platform.get('exchange')!r}), so whether "
                 f"the Q175982 fix is in cannot be told; nothing restarted"]
@@ -194,6 +252,8 @@ def advice(view, params) -> list[str]:
     out = [f"{label} is before {s['version']}.{s['fixed']}: install a service pack at or past build {s['fixed']} "
            f"(Q175982: the leak is corrected in the service pack; knowledge ims_leak_fixed_builds). This role does not "
            f"install service packs."]
+    if s["unsupported"]:
+        out.append(f"{s['unsupported']}: on Windows 2000 that service pack must be 5.5 SP3 or later")
     held, minimum = len(s["connections"] or []), params["min_connections"]
     ims = s["ims"]
     if s["connections"] is None:
@@ -217,6 +277,7 @@ def advice_unmanaged(host: str, params) -> list[str]:
     """For a host the role cannot reach (mailflow_unmanaged: Exchange 5.x on Windows NT/2000 has no WinRM)."""
     builds = ", ".join(f"{v}.{b}" for v, b in sorted(params["fixed_builds"].items()))
     return [f"{host} is not managed (mailflow_unmanaged, no WinRM): nothing was read or changed there. If it runs an "
-            f"Exchange 5.x build before {builds}, install a service pack at or past that build (Q175982); as a "
+            f"Exchange 5.x build before {builds}, install a service pack at or past that build (Q175982; on Windows 2000, "
+            f"5.5 SP3, build {params['min_55_windows2000']}, or later: Q253249); as a "
             f"stop-gap, restart its Internet Mail Service ({IMS}) by hand while many ESTABLISHED connections to "
             f"remote port 25 stay open (netstat -n)"]

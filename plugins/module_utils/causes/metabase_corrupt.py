@@ -32,7 +32,10 @@ CAUSE = fd.Cause(
     id="metabase_corrupt",
     title="IIS metabase corrupted (MetaBase.xml unreadable, SMTP keys or Exchange EHLO verbs missing)",
     sources=("KB919091", "KB304166", "KB843093", "TechNet bb124688", "TechNet cc739752"),
-    severity="high", fix="mailflow.exchange.fix_metabase_corrupt", kb919091_cause=6,
+    severity="high",
+    position=60,
+    fix=fd.Fix(order=10, args=dict(allow_restore=dict(type="bool", default=False))),
+    kb919091_cause=6,
     symptom_scope="inbound",
 )
 _HISTORY = re.compile(r"(MetaBase|MBSchema)_(\d+)_(\d+)\.xml$", re.I)
@@ -149,7 +152,8 @@ def _senders_stuck(fleet, entry) -> list[str]:
 # is damaged.
 
 FIX_READS = ("metabase", "metabase_history", "services", "computer")
-HISTORY_TEXTS = "metabase_history_texts"  # {path (lower case): file item}, added to the view by the fix action
+HISTORY_TEXTS = "metabase_history_texts"  # {path (lower case): file item}, added to the view by the fix lifecycle
+FOLLOW_UP_ITEM = HISTORY_TEXTS
 MAX_CANDIDATES = 10  # MaxHistoryFiles' default: the pairs IIS keeps (cc739752)
 
 
@@ -189,7 +193,7 @@ def _live_schema(view) -> str:
     return view.item("metabase")["path"].rsplit("\\", 1)[0] + "\\MBSchema.xml"
 
 
-def history_reads(view, facts: dict) -> list[tuple[str, Op]]:
+def follow_up_reads(view, facts: dict) -> list[tuple[str, Op]]:
     """[(path, file_read)] for the candidate pairs and the live MBSchema.xml, when MetaBase.xml is damaged."""
     try:
         if damage(view, _max_bytes(facts)) is None:

@@ -15,7 +15,10 @@ CAUSE = fd.Cause(
     id="peer_smtp_unavailable",
     title="Server down or its SMTP service not running",
     sources=("field notes 002 case 4",),
-    severity="critical", fix="mailflow.exchange.fix_peer_smtp_unavailable", symptom_scope="inbound",
+    severity="critical",
+    position=100,
+    fix=fd.Fix(order=20, args=dict(allow_enable_disabled=dict(type="bool", default=False))),
+    symptom_scope="inbound",
 )
 _FAILED = ("refused", "filtered", "error", "unresolved")
 

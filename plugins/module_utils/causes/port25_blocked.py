@@ -21,7 +21,10 @@ CAUSE = fd.Cause(
     id="port25_blocked",
     title="A firewall blocks TCP 25 between servers",
     sources=("field notes 002 case 1",),
-    severity="critical", fix="mailflow.exchange.fix_port25_blocked", symptom_scope="inbound",
+    severity="critical",
+    position=70,
+    fix=fd.Fix(order=30, args=dict(scope=dict(type="str", default="*"))),
+    symptom_scope="inbound",
 )
 _BLOCKED = ("refused", "filtered")
 

@@ -15,7 +15,10 @@ CAUSE = fd.Cause(
     id="sav_internet_email_autoprotect",
     title="Symantec AntiVirus Internet E-mail Auto-Protect on an SMTP server",
     sources=("KB919091", "Symantec 2004052415562048", "Symantec 2004061009504348"),
-    severity="high", fix="mailflow.exchange.fix_sav_internet_email_autoprotect", kb919091_cause=1,
+    severity="high",
+    position=10,
+    fix=fd.Fix(order=90, args=dict(allow_reboot=dict(type="bool", default=False))),
+    kb919091_cause=1,
     symptom_scope="outbound",
 )
 _STATES = {-6: "bad configuration", -2: "invalid argument", -1: "unknown package", 1: "advertised", 2: "absent", 3: "local", 4: "source"}

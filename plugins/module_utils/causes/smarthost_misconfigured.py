@@ -15,14 +15,17 @@ from ansible_collections.mailflow.exchange.plugins.module_utils import findings 
 from ansible_collections.mailflow.exchange.plugins.module_utils.causes.common import per_host
 from ansible_collections.mailflow.exchange.plugins.module_utils.hostview import Missing
 from ansible_collections.mailflow.exchange.plugins.module_utils.metabase import MetabaseError
-from ansible_collections.mailflow.exchange.plugins.module_utils.remediation import Change, FixError
+from ansible_collections.mailflow.exchange.plugins.module_utils.remediation import NeedsInput, Change, FixError
 from ansible_collections.mailflow.exchange.plugins.module_utils.snapshot import identity
 
 CAUSE = fd.Cause(
     id="smarthost_misconfigured",
     title="Wrong smart host on the SMTP virtual server",
     sources=("field notes 002 case 2", "KB821911", "KB257426"),
-    severity="high", fix="mailflow.exchange.fix_smarthost_misconfigured", symptom_scope="outbound",
+    severity="high",
+    position=80,
+    fix=fd.Fix(order=50, args=dict(smarthost=dict(type="str", required=True))),
+    symptom_scope="outbound",
 )
 _LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
 _TYPES = {0: "no smart host", 1: "DNS first, then the smart host", 2: "always the smart host"}
@@ -135,9 +138,11 @@ _PRINTABLE = re.compile(r"[\x20-\x7e]+")
 
 def fix_params(args: dict, facts: dict) -> dict:
     raw = args.get("smarthost")
-    if not isinstance(raw, str) or not raw.strip():
-        raise FixError("mailflow_smarthost must be set to the smart host to use, a fully qualified domain name or an IP "
-                       "address in brackets (KB 821911); it defaults to mailflow_smarthost_expected")
+    if raw is None or (isinstance(raw, str) and not raw.strip()):
+        raise NeedsInput("mailflow_smarthost", "mailflow_smarthost must be set to the smart host to use, a fully qualified "
+                         "domain name or an IP address in brackets (KB 821911); it defaults to mailflow_smarthost_expected")
+    if not isinstance(raw, str):
+        raise FixError(f"mailflow_smarthost must be text, got {raw!r}")
     value = raw.strip()
     problems = [] if _PRINTABLE.fullmatch(value) else ["only printable ASCII, one line"]
     problems += smarthost_problems(value)

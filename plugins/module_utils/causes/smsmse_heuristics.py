@@ -4,9 +4,9 @@
 appear at the end of the message text" (KB 919091), so the receiving server
 never sees CRLF.CRLF and the sender's connection times out (Event 4006).
 
-Where SMSMSE 4.x keeps its heuristics switch is NOT confirmed (domain-facts 8):
+Where SMSMSE 4.x keeps its heuristics switch is NOT confirmed (Symantec documents only the console):
 the registry root (knowledge collect.smsmse_settings) and the value
-(detect.smsmse_heuristics_value, {name, off_values}) are the lab's layout and can be
+(detect.smsmse_heuristics_value, {name, off_values}) are an unconfirmed default and can be
 overridden, so every decision that reads the switch is `unconfirmed`.
 """
 from __future__ import annotations
@@ -20,7 +20,10 @@ CAUSE = fd.Cause(
     id="smsmse_heuristics",
     title="Symantec Mail Security for Exchange heuristics (Bloodhound) scanning alters outgoing messages",
     sources=("KB919091", "Terry's WebLog 2005-04-01"),
-    severity="high", fix="mailflow.exchange.fix_smsmse_heuristics", kb919091_cause=3,
+    severity="high",
+    position=30,
+    fix=fd.Fix(order=100),
+    kb919091_cause=3,
     symptom_scope="outbound",
 )
 _OVERRIDE = ("where SMSMSE keeps its heuristics switch is a lab assumption (not confirmed); set "
@@ -95,7 +98,7 @@ FIX_READS = ("installed_products", "smsmse_settings")
 # re-reads a registry change without a restart is not documented, so the change asks for one.
 SERVICE = "SMSMSE"
 _TYPES = {"REG_DWORD": int, "REG_SZ": str}
-_VAR = "mailflow_smsmse_heuristics_value"
+_VAR = "knowledge detect.smsmse_heuristics_value"
 
 
 def _switch(facts: dict) -> tuple[str, dict]:
@@ -105,7 +108,7 @@ def _switch(facts: dict) -> tuple[str, dict]:
 def fix_params(args: dict, facts: dict) -> dict:
     root, switch = _switch(facts)
     if not isinstance(root, str) or not root.upper().startswith(("HKLM\\", "HKEY_LOCAL_MACHINE\\")) or any(c in root for c in "\r\n"):
-        raise FixError(f"mailflow_smsmse_settings_key must be a registry key under HKLM\\, got {root!r}")
+        raise FixError(f"knowledge collect.smsmse_settings.path must be a registry key under HKLM\\, got {root!r}")
     if not isinstance(switch, dict) or not isinstance(switch.get("name"), str) or not switch["name"].strip():
         raise FixError(f"{_VAR} must be a mapping with the value's name (name, type, off_values), got {switch!r}")
     rtype = switch.get("type", "REG_DWORD")
@@ -144,8 +147,9 @@ def advice(view, params) -> list[str]:
     where = f"{params['name']} ({params['type']}, off = {params['off']!r}) under {params['root']}"
     out = []
     if params["default_location"]:
-        out.append(f"where SMSMSE keeps its heuristics switch is NOT confirmed: this used the unconfirmed default, {where} "
-                   "(the lab's layout); check it on your build, or set mailflow_smsmse_settings_key and " + _VAR)
+        out.append(f"where SMSMSE keeps its heuristics switch is NOT confirmed: this used the unconfirmed default, {where}; "
+                   "check it on your build and override knowledge collect.smsmse_settings.path and detect.smsmse_heuristics_value "
+                   "(mailflow_knowledge), for the audit and the fix alike")
     found = switch_values(view, params["name"])
     if not found:
         out.append(f"no {params['name']} value was found under {params['root']}: nothing was changed; turn heuristics "

@@ -18,7 +18,10 @@ CAUSE = fd.Cause(
     id="smtp_banner_missing",
     title="Server accepts TCP 25 but sends no SMTP banner",
     sources=("KB919091", "KB281224"),
-    severity="high", fix="mailflow.exchange.fix_smtp_banner_missing", kb919091_cause=4, symptom_scope="inbound",
+    severity="high",
+    position=40,
+    fix=fd.Fix(order=40, args=dict(banner=dict(type="str", required=True))),
+    kb919091_cause=4, symptom_scope="inbound",
 )
 _ANSWERED = ("banner", "masked", "greylisted", "rejected")
 

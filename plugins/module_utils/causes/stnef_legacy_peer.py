@@ -24,7 +24,10 @@ CAUSE = fd.Cause(
     id="stnef_legacy_peer",
     title="S-TNEF / binary MIME sent to a legacy or non-Exchange peer",
     sources=("KB919091", "KB254089", "KB259890", "KB323483", "KB257569"),
-    severity="high", fix="mailflow.exchange.fix_stnef_legacy_peer", kb919091_cause=2, symptom_scope="outbound",
+    severity="high",
+    position=20,
+    fix=fd.Fix(order=70, args=dict(setting=dict(type="raw"))),
+    kb919091_cause=2, symptom_scope="outbound",
 )
 _NON_EXCHANGE = ("smtp", "smtp_relay", "non_exchange")
 
@@ -234,6 +237,18 @@ def setting_items(facts: dict) -> list[str]:
     value = (facts.get("detect") or {}).get("stnef_tnef_setting")
     value = value.get("value") if isinstance(value, dict) and "value" in value else value
     return [e["item"] for e in _entries(value) if isinstance(e, dict) and e.get("item") in facts.get("collect", {})]
+
+
+def fix_reads(facts: dict) -> list[str]:
+    """The setting's own collect items are read with the rest, in the same one command."""
+    return list(FIX_READS) + [i for i in setting_items(facts) if i not in FIX_READS]
+
+
+def knowledge_from_args(args: dict) -> dict:
+    # KB 254089's entries are unconfirmed, so where they live is the user's to say (mailflow_stnef_setting). They
+    # become the knowledge the audit reads, under the user's own overrides (mailflow_knowledge wins, as everywhere),
+    # so the fix decides with the detector's reading of them.
+    return setting_knowledge(args.get("setting"))
 
 
 def plan(view, params) -> list[Change]:

@@ -2,7 +2,7 @@
 
     write_all(doc, out_dir) -> {"json": path, "html": path, "md": path, "csv": path, "junit": path}
 
-Each writer is a pure `render(doc) -> str` plus `write(doc, path)`; every file is
+Each writer is a pure `render(doc) -> str` and its FILENAME; every file is
 written to a temporary name in out_dir and renamed into place, so a reader
 never sees half a report. Standard library only: these run on the controller.
 """

@@ -9,7 +9,7 @@ from __future__ import annotations
 import csv
 import io
 
-from ansible_collections.mailflow.exchange.plugins.module_utils.reports.common import atomic_write, cells, check_schema, one_line
+from ansible_collections.mailflow.exchange.plugins.module_utils.reports.common import cells, check_schema, one_line
 
 FILENAME = "audit.csv"
 COLUMNS = ("host", "cause", "status", "severity", "rank", "confidence", "summary", "fix", "sources")
@@ -41,7 +41,3 @@ def render(doc: dict) -> str:
     w.writerow(COLUMNS)
     w.writerows(rows(doc))
     return buf.getvalue()
-
-
-def write(doc: dict, path: str) -> str:
-    return atomic_write(path, render(doc))

@@ -13,7 +13,7 @@ from ansible_collections.mailflow.exchange.plugins.module_utils.reports.common i
 from ansible_collections.mailflow.exchange.plugins.module_utils.reports.markdown import code, esc
 
 SCHEMA = "mailflow.fix/1"
-STATUSES = ("changed", "ok", "failed", "interrupted", "unreachable", "skipped")
+STATUSES = ("changed", "ok", "needs_input", "failed", "interrupted", "unreachable", "skipped")
 _KEEP = ("changes", "diff", "backup", "verified", "pending_restart", "restarted", "pending_reboot", "advice",
          "queue_before", "queue_after", "resumed_from", "msg")
 
@@ -27,6 +27,8 @@ def status_of(res: dict) -> str:
         return "failed"
     if res.get("skipped"):
         return "skipped"
+    if res.get("needs_input"):
+        return "needs_input"
     return "changed" if res.get("changed") else "ok"
 
 

@@ -12,7 +12,7 @@ import re
 from html import escape as _escape
 
 from ansible_collections.mailflow.exchange.plugins.module_utils.reports.common import (
-    STATUS_LABELS, STATUS_MEANINGS, STATUSES, SYMPTOM_LABELS, atomic_write, cause_ids, check_schema, counts_line,
+    STATUS_LABELS, STATUS_MEANINGS, STATUSES, SYMPTOM_LABELS, cause_ids, check_schema, counts_line,
     finding_map, present_ranked, source_url, xml_safe, yes_no)
 
 FILENAME = "audit.html"
@@ -332,7 +332,3 @@ def render(doc: dict) -> str:
             f'<section id="hosts"><h2>Hosts</h2>{hosts}</section>'
             '<footer><p>mailflow.audit/1 — the same data is in audit.json; docs/audit.md describes every field.</p></footer>'
             "</body></html>\n")
-
-
-def write(doc: dict, path: str) -> str:
-    return atomic_write(path, render(doc))

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 
-from ansible_collections.mailflow.exchange.plugins.module_utils.reports.common import STATUSES, atomic_write, check_schema
+from ansible_collections.mailflow.exchange.plugins.module_utils.reports.common import STATUSES, check_schema
 
 FILENAME = "audit.json"
 
@@ -21,10 +21,6 @@ def render(doc: dict) -> str:
     except UnicodeEncodeError:  # a lone surrogate from a host: \u-escapes keep it lossless
         text = json.dumps(doc, indent=2, ensure_ascii=True)
     return text + "\n"
-
-
-def write(doc: dict, path: str) -> str:
-    return atomic_write(path, render(doc))
 
 
 def problems(doc: dict) -> list[str]:

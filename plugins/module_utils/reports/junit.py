@@ -13,7 +13,7 @@ import json
 import xml.etree.ElementTree as ET
 
 from ansible_collections.mailflow.exchange.plugins.module_utils.reports.common import (
-    atomic_write, cause_ids, check_schema, finding_map, one_line, xml_safe, yes_no)
+    cause_ids, check_schema, finding_map, one_line, xml_safe, yes_no)
 
 FILENAME = "junit.xml"
 
@@ -97,7 +97,3 @@ def render(doc: dict) -> str:
     root = build(doc)
     ET.indent(root, space="  ")
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
-
-
-def write(doc: dict, path: str) -> str:
-    return atomic_write(path, render(doc))

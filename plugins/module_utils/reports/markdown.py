@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 
 from ansible_collections.mailflow.exchange.plugins.module_utils.reports.common import (
-    SYMPTOM_LABELS, atomic_write, cells, check_schema, counts_line, one_line, present_ranked, source_url, yes_no)
+    SYMPTOM_LABELS, cells, check_schema, counts_line, one_line, present_ranked, source_url, yes_no)
 
 FILENAME = "audit.md"
 _SPECIAL = re.compile(r"([\\`*_\[\]<>|#!~&])")
@@ -152,7 +152,3 @@ def render(doc: dict) -> str:
             lines += part + [""]
     lines += ["Every host x cause, with its evidence: audit.html (people), audit.json (scripts).", ""]
     return "\n".join(lines)
-
-
-def write(doc: dict, path: str) -> str:
-    return atomic_write(path, render(doc))

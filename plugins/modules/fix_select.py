@@ -1,0 +1,63 @@
+# Copyright: mailflow contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# This file only documents the module; the work is done by plugins/action/fix_select.py on the controller.
+
+DOCUMENTATION = r"""
+module: fix_select
+short_description: Which fixes a fix or remediation run may do, checked before any host is contacted
+version_added: 0.2.0
+description:
+  - Reads O(fix) (the playbooks' C(mailflow_fix)) against the fixes the cause modules declare and returns them in
+    the order a fix run takes them (the network devices' first, then the servers'). An unknown cause fails, naming
+    the known ones.
+  - Checks that O(change_id) can name the backup folder.
+options:
+  fix:
+    description:
+      - The causes to fix, a list or one comma-separated string. Not given means every fixable cause.
+    type: raw
+  change_id:
+    description: The change the run belongs to (letters, digits, C(.), C(_), C(-); at most 64). Empty is allowed.
+    type: str
+    default: ""
+attributes:
+  check_mode:
+    support: full
+  platform:
+    platforms: posix
+author:
+  - mailflow contributors
+"""
+
+EXAMPLES = r"""
+- name: Select the fixes
+  mailflow.exchange.fix_select:
+    fix: "{{ mailflow_fix | default(omit) }}"
+    change_id: "{{ mailflow_change_id | default('') }}"
+  register: mailflow_fix_selection
+  run_once: true
+  delegate_to: localhost
+"""
+
+RETURN = r"""
+fixable:
+  description: Every fixable cause, in fix order (the network devices' first).
+  type: list
+  elements: str
+  returned: always
+selected:
+  description: The selected causes, in fix order.
+  type: list
+  elements: str
+  returned: always
+server:
+  description: The selected causes fixed on the servers, in fix order.
+  type: list
+  elements: str
+  returned: always
+network:
+  description: The selected causes fixed on network devices, in fix order.
+  type: list
+  elements: str
+  returned: always
+"""
