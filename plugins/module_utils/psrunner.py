@@ -368,7 +368,8 @@ def decode_output(stdout: bytes | str, ops: Sequence[Op]) -> list[OpResult]:
         if not 0 <= index < len(results):
             raise RunnerError(f"result for unknown operation index {index}")
         if kind == "err":
-            results[index].error = fields.get("message") or "unknown error"
+            # One line: .NET messages end in CRLF, and PowerShell quotes them inside its own ("... "text\r\n"").
+            results[index].error = " ".join(str(fields.get("message") or "unknown error").split())
         else:
             results[index].rows.append((kind, fields))
     return results

@@ -89,7 +89,7 @@ def test_error_rows_are_per_operation():
     out = "\r\n".join([psrunner.PROTOCOL_HEADER, psrunner.encode_row(0, "err", [("message", "Invalid namespace ")]),
                        psrunner.encode_row(1, "service", [("name", "SMTPSVC"), ("state", "Running")]), psrunner.PROTOCOL_END])
     first, second = psrunner.decode_output(out, ops)
-    assert first.error == "Invalid namespace " and first.rows == []
+    assert first.error == "Invalid namespace" and first.rows == []  # one line, outer spaces gone
     assert second.error is None and second.first("service") == {"name": "SMTPSVC", "state": "Running"}
 
 
