@@ -38,7 +38,7 @@ class ActionModule(ActionBase):
             raise AnsibleActionFail(f"{host}: mailflow_knowledge: {exc}")
         # One command: queue count, restarts, queue count again.
         try:
-            before, results, after = HostSession(self, host).read_around(facts, list(QUEUE_ITEMS), restart_operations(services))
+            before, results, after = HostSession(self, host, task_vars).read_around(facts, list(QUEUE_ITEMS), restart_operations(services))
         except HostLost as exc:
             # Not known whether the services came back: a restart changes no setting, so there is no backup to keep.
             result.update(failed=True, interrupted=True, unreachable=False,
