@@ -7,7 +7,7 @@ STAMP := $(VENV)/.pins-installed
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: venv browser demo test test-fast golden lab-up lab-down clean build
+.PHONY: venv browser demo test test-fast golden lab-up lab-down clean build ee-context
 
 venv: $(STAMP)
 
@@ -47,5 +47,10 @@ test-fast: venv browser
 build: venv
 	$(VENV)/bin/ansible-galaxy collection build --force --output-path dist .
 
+# The execution environment's build context (execution-environment.yml) in context/. Building the image
+# from it (ansible-builder build) needs podman or docker, which CI does not have.
+ee-context: build
+	$(VENV)/bin/ansible-builder create --file execution-environment.yml --context context --output-filename Containerfile
+
 clean:
-	rm -rf $(VENV) dist reports .pytest_cache
+	rm -rf $(VENV) dist context reports .pytest_cache
