@@ -35,5 +35,5 @@ class ActionModule(ActionBase):
         bad = [f"{h}: {r['cause']} {r['status']}" for h, rows in doc["hosts"].items() for r in rows
                if r["status"] in ("failed", "interrupted", "unreachable")]
         result.update(changed=False, reports=paths, summary=doc["summary"], problems=bad,
-                      table=fixrun.render_md(doc).split("\n"))
+                      text=fixrun.render_text(doc))
         return result

@@ -58,9 +58,10 @@ problems:
   type: list
   elements: str
   returned: always
-table:
-  description: fix.md's lines.
-  type: list
-  elements: str
+text:
+  description:
+    - The run in plain text for the play to print (no Markdown), lines of at most 92 characters; fix.md has
+      the same content as a Markdown table.
+  type: str
   returned: always
 """
