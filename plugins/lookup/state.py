@@ -18,7 +18,6 @@ description:
     project folder, which is thrown away after the job. A relative location is warned about there; give
     C(mailflow_state_dir) an absolute path on a persistent volume (see the collection's docs/awx.md).
   - The playbooks and roles of mailflow.exchange read every such path through this lookup.
-positional: _terms
 options:
   _terms:
     description: Which location(s) - C(reports), C(backups), C(records) or C(root).

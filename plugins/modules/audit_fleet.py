@@ -78,13 +78,22 @@ notes:
     or C(smtp)), C(mailflow_greylists) (this peer greylists), C(mailflow_greylisting_peers) (peers this host sends to that
     greylist), C(mailflow_smarthost_expected) (the smart host this host should use), C(mailflow_windows_version) (an
     unmanaged host's Windows NT version, C(5.0) for Windows 2000, where Q253249 supports only Exchange 5.5 SP3 or later).
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
 attributes:
   check_mode:
     support: full
   diff_mode:
     support: none
+  platform:
+    support: full
+    platforms: posix
+seealso:
+  - module: mailflow.exchange.snapshot
+  - module: mailflow.exchange.firewall_configs
+  - module: mailflow.exchange.fix
 author:
-  - mailflow contributors
+  - mailflow contributors (@mailflow)
 """
 
 EXAMPLES = r"""

@@ -34,14 +34,22 @@ options:
       - Record header fields (C(operator), C(controller), C(window), C(override_reason), C(started)); they only fill
         fields that are still empty. Normally set by M(mailflow.exchange.change_window).
     type: dict
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
 attributes:
   check_mode:
     support: full
     details: The record is written in check mode too.
+  diff_mode:
+    support: none
   platform:
+    support: full
     platforms: posix
+seealso:
+  - module: mailflow.exchange.change_window
+  - module: mailflow.exchange.fix_report
 author:
-  - mailflow contributors
+  - mailflow contributors (@mailflow)
 """
 
 EXAMPLES = r"""

@@ -63,14 +63,22 @@ options:
   playbook:
     description: The playbook named in the C(run_started) event; by default the file the task is in.
     type: str
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
 attributes:
   check_mode:
     support: full
     details: The record is written in check mode too; the C(run_started) event says C(check_mode=true).
+  diff_mode:
+    support: none
   platform:
+    support: full
     platforms: posix
+seealso:
+  - module: mailflow.exchange.change_record
+  - module: mailflow.exchange.rollback
 author:
-  - mailflow contributors
+  - mailflow contributors (@mailflow)
 """
 
 EXAMPLES = r"""

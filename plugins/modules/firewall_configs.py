@@ -45,13 +45,21 @@ notes:
     abbreviations such as C(Fa0/0) are understood) is returned in RV(problems) for the caller to fail on, because the task
     carries configs, so it runs with C(no_log) and its own failure message would be hidden.
   - A PIX or ASA is read from a saved file (C(mailflow_firewall_config_source=file)); cisco.ios reads IOS only.
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
 attributes:
   check_mode:
     support: full
   diff_mode:
     support: none
+  platform:
+    support: full
+    platforms: posix
+seealso:
+  - module: mailflow.exchange.audit_fleet
+  - module: mailflow.exchange.fix_cisco_smtp_inspection
 author:
-  - mailflow contributors
+  - mailflow contributors (@mailflow)
 """
 
 EXAMPLES = r"""

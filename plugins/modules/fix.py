@@ -62,15 +62,23 @@ options:
     description: Overrides merged over the knowledge file (the same the audit reads).
     type: dict
     default: {}
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
 attributes:
   check_mode:
     support: full
   diff_mode:
     support: full
   platform:
+    support: full
     platforms: windows
+seealso:
+  - module: mailflow.exchange.fix_select
+  - module: mailflow.exchange.fix_report
+  - module: mailflow.exchange.restart_services
+  - module: mailflow.exchange.rollback
 author:
-  - mailflow contributors
+  - mailflow contributors (@mailflow)
 """
 
 EXAMPLES = r"""

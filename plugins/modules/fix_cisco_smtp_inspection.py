@@ -68,13 +68,21 @@ options:
 notes:
   - A rule named in O(rules) that the config does not define fails the plan, naming it, before anything is sent.
   - A config that is not IOS fails the plan; PIX and ASA are fixed by pasting the audit's lines.
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
 attributes:
   check_mode:
     support: full
   diff_mode:
     support: full
+  platform:
+    support: full
+    platforms: posix
+seealso:
+  - module: mailflow.exchange.firewall_configs
+  - module: mailflow.exchange.rollback
 author:
-  - mailflow contributors
+  - mailflow contributors (@mailflow)
 """
 
 EXAMPLES = r"""

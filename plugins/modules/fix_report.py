@@ -28,13 +28,21 @@ options:
   audit_report:
     description: The audit report the run acted on.
     type: str
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
 attributes:
   check_mode:
     support: full
+  diff_mode:
+    support: none
   platform:
+    support: full
     platforms: posix
+seealso:
+  - module: mailflow.exchange.fix
+  - module: mailflow.exchange.change_record
 author:
-  - mailflow contributors
+  - mailflow contributors (@mailflow)
 """
 
 EXAMPLES = r"""

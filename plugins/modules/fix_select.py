@@ -20,13 +20,20 @@ options:
     description: The change the run belongs to (letters, digits, C(.), C(_), C(-); at most 64). Empty is allowed.
     type: str
     default: ""
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
 attributes:
   check_mode:
     support: full
+  diff_mode:
+    support: none
   platform:
+    support: full
     platforms: posix
+seealso:
+  - module: mailflow.exchange.fix
 author:
-  - mailflow contributors
+  - mailflow contributors (@mailflow)
 """
 
 EXAMPLES = r"""

@@ -26,13 +26,21 @@ options:
     description: Overrides merged over the knowledge file (where the queue folders are read).
     type: dict
     default: {}
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
 attributes:
   check_mode:
     support: full
+  diff_mode:
+    support: none
   platform:
+    support: full
     platforms: windows
+seealso:
+  - module: mailflow.exchange.fix
+  - module: mailflow.exchange.verify_causes
 author:
-  - mailflow contributors
+  - mailflow contributors (@mailflow)
 """
 
 EXAMPLES = r"""

@@ -60,15 +60,22 @@ options:
     type: list
     elements: str
     default: []
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
 attributes:
   check_mode:
     support: full
   diff_mode:
     support: none
   platform:
+    support: full
     platforms: windows
+seealso:
+  - module: mailflow.exchange.fix
+  - module: mailflow.exchange.change_record
+  - module: mailflow.exchange.fix_cisco_smtp_inspection
 author:
-  - mailflow contributors
+  - mailflow contributors (@mailflow)
 """
 
 EXAMPLES = r"""

@@ -42,13 +42,21 @@ options:
     description: Overrides merged over the knowledge file.
     type: dict
     default: {}
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
 attributes:
   check_mode:
     support: full
+  diff_mode:
+    support: none
   platform:
+    support: full
     platforms: posix
+seealso:
+  - module: mailflow.exchange.audit_fleet
+  - module: mailflow.exchange.snapshot
 author:
-  - mailflow contributors
+  - mailflow contributors (@mailflow)
 """
 
 EXAMPLES = r"""
