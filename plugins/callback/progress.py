@@ -7,7 +7,7 @@ DOCUMENTATION = r"""
 name: progress
 type: aggregate
 short_description: Hosts done of N during mailflow's snapshot and fix phases
-version_added: 0.1.0
+version_added: 0.2.0
 description:
   - >-
     While a M(mailflow.exchange.snapshot) or M(mailflow.exchange.fix) task runs, prints a line as hosts finish,

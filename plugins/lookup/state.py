@@ -6,7 +6,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 name: state
 short_description: Where mailflow keeps reports, backups and change records
-version_added: 0.1.0
+version_added: 0.2.0
 description:
   - One root for everything a run leaves behind that a later run needs (the backups C(rollback.yml) restores from,
     the change records, the audit reports and saved snapshots) - C(mailflow_state_dir), else the environment
