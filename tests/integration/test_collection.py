@@ -58,5 +58,15 @@ def test_galaxy_build_leaves_the_lab_tests_and_bench_out(tmp_path):
     names = tarfile.open(tarball).getnames()
     assert "plugins/action/snapshot.py" in names and "plugins/module_utils/powershell/dispatcher.ps1" in names
     assert "plugins/module_utils/knowledge.yml" in names and "playbooks/snapshot.yml" in names
-    for excluded in ("lab/", "tests/", "bench/", "collections/", ".venv/"):
+    for excluded in ("lab/", "tests/", "bench/", "collections/", ".venv/", "molecule/", "ee/"):
         assert not [n for n in names if n.startswith(excluded)], excluded
+    # The developer's tooling stays out; what a user needs ships.
+    for dev_only in ("ansible.cfg", "pytest.ini", ".ansible-lint", "execution-environment.yml", "requirements.txt"):
+        assert dev_only not in names, dev_only
+    assert not [n for n in names if "/molecule/" in n]
+    for shipped in ("LICENSE", "CHANGELOG.rst", "changelogs/changelog.yaml", "meta/execution-environment.yml",
+                    "meta/ee-requirements.txt", "examples/ansible.cfg", "examples/ansible-runner/env/extravars",
+                    "plugins/lookup/state.py", "plugins/callback/progress.py"):
+        assert shipped in names, shipped
+    readme = tarfile.open(tarball).extractfile("README.md").read().decode()
+    assert readme.index("## Install and run") < readme.index("make demo")
