@@ -23,7 +23,7 @@ class ActionModule(ActionBase):
     def run(self, tmp=None, task_vars=None):
         task_vars = task_vars or {}
         result = super().run(tmp, task_vars)
-        _, args = self.validate_argument_spec(argument_spec=dict(
+        _unused, args = self.validate_argument_spec(argument_spec=dict(
             firewalls=dict(type="list", elements="str", required=True),
             reads=dict(type="list", elements="raw", default=[]),
             save_dir=dict(type="path"),

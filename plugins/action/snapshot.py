@@ -22,7 +22,7 @@ class ActionModule(ActionBase):
     def run(self, tmp=None, task_vars=None):
         task_vars = task_vars or {}
         result = super().run(tmp, task_vars)
-        _, args = self.validate_argument_spec(argument_spec=dict(
+        _unused, args = self.validate_argument_spec(argument_spec=dict(
             peers=dict(type="list", elements="raw", default=[]),
             computer_name=dict(type="str"),
             fqdn=dict(type="str"),
@@ -41,7 +41,7 @@ class ActionModule(ActionBase):
         except (knowledge.KnowledgeError, snapshot.PlanError, ValueError, KeyError) as exc:
             raise AnsibleActionFail(f"{host}: cannot build the snapshot request: {exc}")
 
-        ops = [op for _, op in plan]
+        ops = [op for _unused, op in plan]
         cmd, stdin = psrunner.command_line(), psrunner.stdin_payload(ops)
         started, t0 = datetime.now(timezone.utc), time.monotonic()
         res = self._low_level_execute_command(cmd, in_data=stdin, sudoable=False)

@@ -116,14 +116,14 @@ def pending_restarts(backup_dir: str, host: str, cause: str) -> list[tuple[str, 
     """Verified changes still waiting for a service restart to take effect."""
     out = []
     for path in host_backups(backup_dir, host, cause):
-        doc, _ = read_backup(path)
+        doc, _unused = read_backup(path)
         if doc.get("state") == "verified" and doc.get("pending_restart"):
             out.append((path, doc))
     return out
 
 
 def update_backup(path: str, **fields) -> None:
-    doc, _ = read_backup(path)
+    doc, _unused = read_backup(path)
     doc.update(fields)
     write_backup(os.path.dirname(path), doc)
 

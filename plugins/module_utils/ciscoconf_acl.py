@@ -206,7 +206,7 @@ class _Reader:
         action, rest = words[0].lower(), words[1:]
         entry = {"action": action, "line": f"access-list {name} {body}".strip()}
         if standard:  # source only
-            src, _ = self._address(rest, 0)
+            src, _unused = self._address(rest, 0)
             acl.append(dict(entry, src=src, dst=[_ANY], ports=None, unresolved=src is None))
             return
         if not rest:

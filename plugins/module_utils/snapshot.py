@@ -197,7 +197,7 @@ def assemble(host: str, computer_name: str, plan: list[tuple[str, Op]], results:
     items: dict[str, Any] = {}
     errors: dict[str, str] = {}
     probes = []
-    for (item_id, _), res in zip(plan, results):
+    for (item_id, _unused), res in zip(plan, results):
         if res.error is not None:
             errors[item_id] = res.error
             continue

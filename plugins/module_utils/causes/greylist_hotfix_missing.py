@@ -59,7 +59,7 @@ def detect(fleet):
     greylisting = greylisting_peers(fleet)
     out = []
     for entry in fleet:
-        kind, _ = fleet.kind_of(entry.name)
+        kind, _unused = fleet.kind_of(entry.name)
         if kind == "exchange" or (entry.snapshot is None and (kind is None or kind in _SETTING)):
             reason = no_snapshot_reason(entry) if entry.snapshot is None else "an Exchange server of unknown version: KB 950757 may apply"
             out.append(fd.unknown(CAUSE, entry.name, reason))

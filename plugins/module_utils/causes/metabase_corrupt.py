@@ -85,8 +85,8 @@ def detect(fleet):
                               f"{', '.join(lacking)} (TechNet bb124688)", fleet.confidence("exchange_ehlo_verbs")))
         if signs:
             # Each sign alone shows the cause, so the finding is as sure as its surest sign.
-            return fd.Finding(CAUSE, entry.name, "present", "; ".join(t for t, _ in signs) + f". {_LAST}.", evidence,
-                              confidence=min((c for _, c in signs), key=fd.CONFIDENCES.index),
+            return fd.Finding(CAUSE, entry.name, "present", "; ".join(t for t, _unused in signs) + f". {_LAST}.", evidence,
+                              confidence=min((c for _unused, c in signs), key=fd.CONFIDENCES.index),
                               explains=_senders_stuck(fleet, entry))
         if mb is None:
             win2000 = str((view.platform.get("os") or {}).get("version") or "").startswith("5.0")

@@ -18,7 +18,7 @@ STATUS_WORDS = {"planned": "planned, not changed yet", "changed": "**changed**",
 
 
 def _table(header: list[str], rows: list[list[str]]) -> list[str]:
-    out = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    out = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _unused in header) + "|"]
     return out + ["| " + " | ".join(r) + " |" for r in rows]
 
 
