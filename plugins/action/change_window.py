@@ -71,4 +71,3 @@ class ActionModule(ActionBase):
         if not verdict["allowed"]:
             result.update(failed=True, msg=f"change {change_id}: {verdict['message']}")
         return result
-

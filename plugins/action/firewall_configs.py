@@ -57,8 +57,9 @@ class ActionModule(ActionBase):
             facts.append(doc)
         # Failing here would hide the message: the task is no_log (its arguments are the configs).
         # The caller fails on `problems` in a task of its own.
-        result.update(changed=False, problems=problems, firewalls=[{k: d.get(k) for k in ("name", "platform", "source", "error")} |
-                                                {"smtp_inspections": [i["line"] for i in d["inspections"]]} for d in facts])
+        result.update(changed=False, problems=problems, firewalls=[{k: d.get(k) for k in ("name", "platform", "source", "error")}
+                                                                   | {"smtp_inspections": [i["line"] for i in d["inspections"]]}
+                                                                   for d in facts])
         return result
 
     @staticmethod

@@ -14,6 +14,7 @@ from ansible_collections.mailflow.exchange.plugins.module_utils.remediation impo
 
 BACKUP_SCHEMA = "mailflow.backup/1"
 
+
 def backup_document(host: str, cause: str, change_id: str, changes: list[Change], state: str, **extra) -> dict:
     return {"schema": BACKUP_SCHEMA, "host": host, "cause": cause, "change_id": change_id, "state": state,
             "changes": [c.to_dict() for c in changes], **extra}

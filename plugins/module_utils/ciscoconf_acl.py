@@ -85,7 +85,7 @@ class _Reader:
         a, mk = _ip(self.names.get(addr, addr)), _ip(mask)
         if a is None or mk is None:
             return None
-        care = (~mk & 0xFFFFFFFF) if self.wildcard else mk
+        care = (mk ^ 0xFFFFFFFF) if self.wildcard else mk  # a wildcard mask: the bits to ignore
         return (_dotted(a & care), _dotted(care))
 
     def _object(self, children: list[str]):

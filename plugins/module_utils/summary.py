@@ -113,4 +113,3 @@ def wrapped(text: str, indent: int) -> list[str]:
     """Free text in lines of at most WIDTH, indented (a registry path, one long word, is cut)."""
     pad = " " * indent
     return textwrap.wrap(text, WIDTH, initial_indent=pad, subsequent_indent=pad, break_on_hyphens=False)
-

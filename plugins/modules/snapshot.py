@@ -23,8 +23,9 @@ description:
 options:
   peers:
     description:
-      - SMTP peers to probe from this host (the host itself is skipped). Each item is an inventory name (probed at its C(mailflow_fqdn), else C(ansible_host)), a name or FQDN, or a dict with C(name) (the inventory
-        name the result is filed under), C(target) (FQDN, or C([ip])), and optionally C(port) and C(timeout_ms).
+      - SMTP peers to probe from this host (the host itself is skipped). Each item is an inventory name (probed at its
+        C(mailflow_fqdn), else C(ansible_host)), a name or FQDN, or a dict with C(name) (the inventory name the result is
+        filed under), C(target) (FQDN, or C([ip])), and optionally C(port) and C(timeout_ms).
     type: list
     elements: raw
     default: []

@@ -47,7 +47,9 @@ def _window(w: dict | None) -> str:
 
 def _queue(e: dict) -> str:
     before, after = e.get("queue_before"), e.get("queue_after")
-    show = lambda n: "not counted" if n is None else esc(n)  # noqa: E731
+
+    def show(n):
+        return "not counted" if n is None else esc(n)
     return f"queue {show(before)} → {show(after)}"
 
 
