@@ -78,8 +78,10 @@ events:
   description: How many events the record holds now.
   type: int
   returned: success
+  sample: 7
 host_status:
   description: The event's host's status in the record after this event (planned, changed, unchanged, failed, rolled_back, not_reached).
   type: str
   returned: success, for per-host events
+  sample: changed
 """

@@ -85,14 +85,25 @@ from_device:
   type: list
   elements: str
   returned: when check_only
+  sample:
+    - FW01
 problems:
   description: Inventory mistakes found once the configs were parsed (segment keys no interface has), naming the firewall.
   type: list
   elements: str
   returned: always
+  sample:
+    []
 firewalls:
   description: Per firewall, its name, platform, config source, error (or null) and the SMTP inspection lines found.
   type: list
   elements: dict
   returned: always
+  sample:
+    - name: FW01
+      platform: ios
+      source: device
+      error: null
+      smtp_inspections:
+      - ip inspect name SMTP-INSPECT smtp
 """

@@ -100,6 +100,9 @@ commands:
   type: list
   elements: str
   returned: when step is plan or rollback
+  sample:
+    - ip inspect name SMTP-INSPECT ftp
+    - no ip inspect name SMTP-INSPECT smtp
 changes:
   description: The same lines as C(commands), as the change record lists a fix's changes.
   type: list
@@ -119,10 +122,12 @@ backup:
   description: The backup written before the change.
   type: str
   returned: when step is plan, outside check mode, with lines to send
+  sample: /var/lib/mailflow/backups/CHG0042/FW01/cisco_smtp_inspection.json
 verified:
   description: A fresh running config needs no more lines.
   type: bool
   returned: when step is verify
+  sample: true
 changed_since:
   description: Rules left alone by the rollback because they no longer hold what the change set.
   type: list

@@ -52,19 +52,31 @@ fixable:
   type: list
   elements: str
   returned: always
+  sample:
+    - cisco_smtp_inspection
+    - metabase_corrupt
+    - peer_smtp_unavailable
+    - port25_blocked
+    - smtp_banner_missing
 selected:
   description: The selected causes, in fix order.
   type: list
   elements: str
   returned: always
+  sample:
+    - glitch_retry_short
 server:
   description: The selected causes fixed on the servers, in fix order.
   type: list
   elements: str
   returned: always
+  sample:
+    - glitch_retry_short
 network:
   description: The selected causes fixed on network devices, in fix order.
   type: list
   elements: str
   returned: always
+  sample:
+    []
 """

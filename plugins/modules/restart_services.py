@@ -55,12 +55,16 @@ restarted:
   type: list
   elements: str
   returned: when services were given and not in check mode
+  sample:
+    - SMTPSVC
 queue_before:
   description: Files in the queue folders before the restart.
   type: int
   returned: when services were given and not in check mode
+  sample: 412
 queue_after:
   description: Files in the queue folders after the restart.
   type: int
   returned: when services were given and not in check mode
+  sample: 0
 """

@@ -75,9 +75,14 @@ status:
   description: The status of each cause on the host after the change.
   type: dict
   returned: always
+  sample:
+    glitch_retry_short: absent
+    port25_blocked: present
 still_present:
   description: The causes still present.
   type: list
   elements: str
   returned: always
+  sample:
+    - port25_blocked
 """
