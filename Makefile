@@ -7,7 +7,7 @@ STAMP := $(VENV)/.pins-installed
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: venv browser demo test test-fast golden lab-up lab-down clean build
+.PHONY: venv browser demo test test-fast golden lab-up lab-down clean build ee-context sanity lint
 
 venv: $(STAMP)
 
@@ -33,8 +33,20 @@ $(CHROMIUM):
 demo: venv
 	$(PY) -m lab demo
 
-test: venv browser
+# CI runs `make test` (.ci/run): the validators first (about 30 s and 1-2 min once warm), then the suite.
+test: venv browser sanity lint
 	$(PY) -m pytest -q -n 2 tests
+
+# ansible-test sanity (no containers) over the collection as it ships: tests/support/sanity.py builds an
+# ansible_collections/mailflow/exchange tree from the tarball (no finding is ignored: a
+# tests/sanity/ignore-2.19.txt would say why each stays). The first run installs ansible-test's pinned tools into ~/.ansible/test/venv (PyPI).
+sanity: venv
+	$(PY) -m tests.support.sanity
+
+# ansible-lint's production profile; .ansible-lint records the project's conventions, .ansible-lint-ignore the
+# findings kept on purpose.
+lint: venv
+	$(VENV)/bin/ansible-lint
 
 # The approved audit of the demo's saved snapshots (tests/fixtures/snapshots/demo), regenerated from the lab by
 # running playbooks/audit.yml against it. Read the diff of expected/ before committing it: that is the approval.
@@ -47,5 +59,10 @@ test-fast: venv browser
 build: venv
 	$(VENV)/bin/ansible-galaxy collection build --force --output-path dist .
 
+# The execution environment's build context (execution-environment.yml) in context/. Building the image
+# from it (ansible-builder build) needs podman or docker, which CI does not have.
+ee-context: build
+	$(VENV)/bin/ansible-builder create --file execution-environment.yml --context context --output-filename Containerfile
+
 clean:
-	rm -rf $(VENV) dist reports .pytest_cache
+	rm -rf $(VENV) dist context reports .pytest_cache

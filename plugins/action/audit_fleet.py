@@ -12,6 +12,7 @@ from ansible.plugins.action import ActionBase
 
 from ansible_collections.mailflow.exchange.plugins.module_utils import audit, backups, causes, firewalls, knowledge, reports, summary
 
+
 class ActionModule(ActionBase):
     TRANSFERS_FILES = False
     _requires_connection = False
@@ -20,7 +21,7 @@ class ActionModule(ActionBase):
     def run(self, tmp=None, task_vars=None):
         task_vars = task_vars or {}
         result = super().run(tmp, task_vars)
-        _, args = self.validate_argument_spec(argument_spec=dict(
+        _unused, args = self.validate_argument_spec(argument_spec=dict(
             hosts=dict(type="list", elements="str", required=True),
             unmanaged=dict(type="list", elements="str", default=[]),
             snapshot_dir=dict(type="path", required=True),

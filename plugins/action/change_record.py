@@ -16,7 +16,7 @@ class ActionModule(ActionBase):
     def run(self, tmp=None, task_vars=None):
         task_vars = task_vars or {}
         result = super().run(tmp, task_vars)
-        _, args = self.validate_argument_spec(argument_spec=dict(
+        _unused, args = self.validate_argument_spec(argument_spec=dict(
             change_id=dict(type="raw", required=True),
             record_root=dict(type="path", default="reports"),
             event=dict(type="dict", required=True),

@@ -33,7 +33,7 @@ class ActionModule(ActionBase):
     def run(self, tmp=None, task_vars=None):
         task_vars = task_vars or {}
         result = super().run(tmp, task_vars)
-        _, args = self.validate_argument_spec(argument_spec=ARGS)
+        _unused, args = self.validate_argument_spec(argument_spec=ARGS)
         try:
             change_id = change.check_change_id(args["change_id"], args["change_id_pattern"])
             window = change.resolve_window(args["window_start"], args["window_end"], args["window_name"], args["windows"])
@@ -71,4 +71,3 @@ class ActionModule(ActionBase):
         if not verdict["allowed"]:
             result.update(failed=True, msg=f"change {change_id}: {verdict['message']}")
         return result
-

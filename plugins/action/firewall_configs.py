@@ -23,7 +23,7 @@ class ActionModule(ActionBase):
     def run(self, tmp=None, task_vars=None):
         task_vars = task_vars or {}
         result = super().run(tmp, task_vars)
-        _, args = self.validate_argument_spec(argument_spec=dict(
+        _unused, args = self.validate_argument_spec(argument_spec=dict(
             firewalls=dict(type="list", elements="str", required=True),
             reads=dict(type="list", elements="raw", default=[]),
             save_dir=dict(type="path"),
@@ -57,8 +57,9 @@ class ActionModule(ActionBase):
             facts.append(doc)
         # Failing here would hide the message: the task is no_log (its arguments are the configs).
         # The caller fails on `problems` in a task of its own.
-        result.update(changed=False, problems=problems, firewalls=[{k: d.get(k) for k in ("name", "platform", "source", "error")} |
-                                                {"smtp_inspections": [i["line"] for i in d["inspections"]]} for d in facts])
+        result.update(changed=False, problems=problems, firewalls=[{k: d.get(k) for k in ("name", "platform", "source", "error")}
+                                                                   | {"smtp_inspections": [i["line"] for i in d["inspections"]]}
+                                                                   for d in facts])
         return result
 
     @staticmethod

@@ -29,7 +29,7 @@ class ActionModule(ActionBase):
     def run(self, tmp=None, task_vars=None):
         task_vars = task_vars or {}
         result = super().run(tmp, task_vars)
-        _, args = self.validate_argument_spec(argument_spec=dict(
+        _unused, args = self.validate_argument_spec(argument_spec=dict(
             cause=dict(type="str", required=True, choices=list(causes.fixable("server"))),
             params=dict(type="dict", default={}),
             validate_only=dict(type="bool", default=False),

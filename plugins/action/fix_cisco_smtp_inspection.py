@@ -21,7 +21,7 @@ class ActionModule(ActionBase):
     def run(self, tmp=None, task_vars=None):
         task_vars = task_vars or {}
         result = super().run(tmp, task_vars)
-        _, args = self.validate_argument_spec(argument_spec=dict(
+        _unused, args = self.validate_argument_spec(argument_spec=dict(
             step=dict(type="str", required=True, choices=list(STEPS)),
             config=dict(type="str", no_log=True),
             startup_config=dict(type="str", no_log=True),

@@ -19,7 +19,7 @@ class ActionModule(ActionBase):
     def run(self, tmp=None, task_vars=None):
         task_vars = task_vars or {}
         result = super().run(tmp, task_vars)
-        _, args = self.validate_argument_spec(argument_spec=dict(
+        _unused, args = self.validate_argument_spec(argument_spec=dict(
             hosts=dict(type="list", elements="str", required=True),
             report_dir=dict(type="path", required=True),
             change_id=dict(type="str", default=""),
@@ -35,5 +35,5 @@ class ActionModule(ActionBase):
         bad = [f"{h}: {r['cause']} {r['status']}" for h, rows in doc["hosts"].items() for r in rows
                if r["status"] in ("failed", "interrupted", "unreachable")]
         result.update(changed=False, reports=paths, summary=doc["summary"], problems=bad,
-                      table=fixrun.render_md(doc).split("\n"))
+                      text=fixrun.render_text(doc))
         return result

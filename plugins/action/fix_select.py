@@ -16,7 +16,7 @@ class ActionModule(ActionBase):
 
     def run(self, tmp=None, task_vars=None):
         result = super().run(tmp, task_vars)
-        _, args = self.validate_argument_spec(argument_spec=dict(
+        _unused, args = self.validate_argument_spec(argument_spec=dict(
             fix=dict(type="raw"),
             change_id=dict(type="str", default=""),
         ))

@@ -19,7 +19,7 @@ class ActionModule(ActionBase):
     def run(self, tmp=None, task_vars=None):
         task_vars = task_vars or {}
         result = super().run(tmp, task_vars)
-        _, args = self.validate_argument_spec(argument_spec=dict(
+        _unused, args = self.validate_argument_spec(argument_spec=dict(
             services=dict(type="list", elements="str", default=[]),
             backup_dir=dict(type="path", default="backups"),
             knowledge=dict(type="dict", default={}),

@@ -44,7 +44,7 @@ class ActionModule(ActionBase):
     def run(self, tmp=None, task_vars=None):
         task_vars = task_vars or {}
         result = super().run(tmp, task_vars)
-        _, args = self.validate_argument_spec(argument_spec=ARGS)
+        _unused, args = self.validate_argument_spec(argument_spec=ARGS)
         try:
             # The pattern is checked once, before any host (stage check); a host only needs an id that names a folder.
             args["change_id"] = change.check_change_id(args["change_id"], args["change_id_pattern"]) \
@@ -140,7 +140,7 @@ class ActionModule(ActionBase):
 
         restart_ops = restart_operations(restart) if args["allow_service_restart"] else []
         try:
-            done = session.run([op for _, op in todo] + restart_ops)
+            done = session.run([op for _unused, op in todo] + restart_ops)
         except HostLost as exc:
             return self._lost(result, args, host, unsettled, f"lost the connection while restoring ({exc}); not known which "
                               f"of {len(todo)} operation(s) ran; run the rollback again: it restores only what still holds "

@@ -18,7 +18,7 @@ class ActionModule(ActionBase):
     def run(self, tmp=None, task_vars=None):
         task_vars = task_vars or {}
         result = super().run(tmp, task_vars)
-        _, args = self.validate_argument_spec(argument_spec=dict(
+        _unused, args = self.validate_argument_spec(argument_spec=dict(
             knowledge=dict(type="dict", default={}),
             target=dict(type="str"),
         ))
@@ -32,7 +32,7 @@ class ActionModule(ActionBase):
         checks = selftest.plan(facts, str(target))
         full = selftest.padded(checks, ctx, limits)
         execute = runner_context.executor(self)
-        stdin = psrunner.stdin_payload([op for _, op in full], ctx)
+        stdin = psrunner.stdin_payload([op for _unused, op in full], ctx)
         transport = {"stdin_bytes": len(stdin), "max_envelope_kb": limits.max_envelope_kb, "commands": 1}
         # One command, as large as the runner ever sends. Only when nothing at all came back is a second, small one
         # tried, so the matrix can tell a refused size from a host that runs nothing.
@@ -46,7 +46,7 @@ class ActionModule(ActionBase):
             else:
                 transport.update(commands=2, refused_full_size=str(exc))
                 try:
-                    small = execute(psrunner.command_line(), psrunner.stdin_payload([op for _, op in checks], ctx))
+                    small = execute(psrunner.command_line(), psrunner.stdin_payload([op for _unused, op in checks], ctx))
                     rows = self._rows(checks, small, transport, ctx)
                 except psrunner.RunnerError as exc2:
                     small = exc2.response or {}
@@ -62,7 +62,7 @@ class ActionModule(ActionBase):
     @staticmethod
     def _rows(checks, response, transport, ctx):
         try:
-            results = psrunner.decode_output(response.get("stdout", ""), [op for _, op in checks])
+            results = psrunner.decode_output(response.get("stdout", ""), [op for _unused, op in checks])
         except psrunner.RunnerError as exc:
             raise psrunner.RunnerError(str(exc), response) from None
         return selftest.assess(checks, results, transport, runner_context.ad_bind(ctx))

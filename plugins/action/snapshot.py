@@ -23,7 +23,7 @@ class ActionModule(ActionBase):
     def run(self, tmp=None, task_vars=None):
         task_vars = task_vars or {}
         result = super().run(tmp, task_vars)
-        _, args = self.validate_argument_spec(argument_spec=dict(
+        _unused, args = self.validate_argument_spec(argument_spec=dict(
             peers=dict(type="list", elements="raw", default=[]),
             fqdn=dict(type="str"),
             knowledge=dict(type="dict", default={}),
@@ -45,7 +45,7 @@ class ActionModule(ActionBase):
             raise AnsibleActionFail(f"{host}: cannot build the snapshot request: {exc}")
         ctx, limits = runner_context.context(self, task_vars), runner_context.limits(self, task_vars)
 
-        ops = [op for _, op in plan]
+        ops = [op for _unused, op in plan]
         commands = psrunner.batches(ops, ctx, limits)
         started, t0 = datetime.now(timezone.utc), time.monotonic()
         try:

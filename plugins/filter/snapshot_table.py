@@ -7,6 +7,7 @@ from ansible_collections.mailflow.exchange.plugins.module_utils.summary import s
 
 DOCUMENTATION = r"""
 name: snapshot_table
+version_added: 0.1.0
 short_description: Per-host table of mailflow snapshots
 description:
   - Host, OS, Exchange build, the SMTP banner its peers saw, and counts (events 4006, links in retry, queue files, probes that got 220 and 250).
@@ -26,6 +27,26 @@ options:
     description: The name the snapshot task registered its result under.
     type: str
     default: mailflow_snapshot
+seealso:
+  - module: mailflow.exchange.snapshot
+author:
+  - mailflow contributors (@mailflow)
+"""
+
+EXAMPLES = r"""
+- name: Per-host snapshot table
+  ansible.builtin.debug:
+    msg: "{{ hostvars | mailflow.exchange.snapshot_table(groups['mailflow_servers']) }}"
+"""
+
+RETURN = r"""
+_value:
+  description: The table, a header, a rule and one line per host.
+  type: str
+  sample: |
+    host    kind          os               exchange      banner seen by peers  4006  retry  queue  probes ok
+    ------  ------------  ---------------  ------------  --------------------  ----  -----  -----  ---------
+    EXCH01  exchange2003  Server 2003 SP2  6.5 (7638.2)  220 exch01.corp.exam  0     0      0      8/8
 """
 
 

@@ -14,6 +14,7 @@ from ansible_collections.mailflow.exchange.plugins.module_utils.remediation impo
 
 BACKUP_SCHEMA = "mailflow.backup/1"
 
+
 def backup_document(host: str, cause: str, change_id: str, changes: list[Change], state: str, **extra) -> dict:
     return {"schema": BACKUP_SCHEMA, "host": host, "cause": cause, "change_id": change_id, "state": state,
             "changes": [c.to_dict() for c in changes], **extra}
@@ -116,14 +117,14 @@ def pending_restarts(backup_dir: str, host: str, cause: str) -> list[tuple[str, 
     """Verified changes still waiting for a service restart to take effect."""
     out = []
     for path in host_backups(backup_dir, host, cause):
-        doc, _ = read_backup(path)
+        doc, _unused = read_backup(path)
         if doc.get("state") == "verified" and doc.get("pending_restart"):
             out.append((path, doc))
     return out
 
 
 def update_backup(path: str, **fields) -> None:
-    doc, _ = read_backup(path)
+    doc, _unused = read_backup(path)
     doc.update(fields)
     write_backup(os.path.dirname(path), doc)
 

@@ -63,8 +63,8 @@ class RegistryValue(_Kind):
     def name(self, c):
         return f"{c.target['path']}\\{c.target['name']}"
 
-    def show(self, c, v):
-        return f"{v['type']} {v['data']!r}" if v.get("exists", True) and "data" in v else "(absent)"
+    def show(self, c, value):
+        return f"{value['type']} {value['data']!r}" if value.get("exists", True) and "data" in value else "(absent)"
 
     def apply(self, c):
         return [Op("reg_write", (c.target["path"], c.target["name"], REG_TYPE_TO_KIND[c.after["type"]], _reg_text(c.after)))]
@@ -167,8 +167,8 @@ class AdsiAttribute(_Kind):
     def name(self, c):
         return f"{c.target['dn']} {c.target['attribute']}"
 
-    def show(self, c, v):
-        return "(not set)" if not v else ", ".join(repr(x) for x in v)
+    def show(self, c, value):
+        return "(not set)" if not value else ", ".join(repr(x) for x in value)
 
     def apply(self, c):
         return [Op("adsi_write", (c.target["dn"], c.target["attribute"], tuple(str(x) for x in c.after),
@@ -215,8 +215,8 @@ class MsiFeature(_Kind):
     def name(self, c):
         return f"{c.target['product']} feature {c.target['feature']} ({c.target.get('caption', '')})"
 
-    def show(self, c, v):
-        return {1: "advertised", 2: "absent", 3: "local", 4: "source"}.get(v, str(v))
+    def show(self, c, value):
+        return {1: "advertised", 2: "absent", 3: "local", 4: "source"}.get(value, str(value))
 
     def apply(self, c):
         prop = "REMOVE" if c.after == 2 else "ADDLOCAL"
@@ -246,10 +246,10 @@ class FirewallPort(_Kind):
         where = f" ({c.target['profile'].lower()} profile)" if c.target.get("profile") else ""
         return f"Windows Firewall port {c.target['port']}/{c.target['protocol']}{where}"
 
-    def show(self, c, v):
-        if not v.get("exists"):
+    def show(self, c, value):
+        if not value.get("exists"):
             return "(not open)"
-        return f"{'enabled' if v.get('enabled', True) else 'disabled'}, scope {v.get('scope', '*')}"
+        return f"{'enabled' if value.get('enabled', True) else 'disabled'}, scope {value.get('scope', '*')}"
 
     def apply(self, c):
         return self._set(c, c.after, c.before)
@@ -311,8 +311,8 @@ class FileReplace(_Kind):
     def name(self, c):
         return c.target["path"]
 
-    def show(self, c, v):
-        return f"{v.get('size')} bytes sha256 {str(v.get('sha256', ''))[:12]}" if v else "(absent)"
+    def show(self, c, value):
+        return f"{value.get('size')} bytes sha256 {str(value.get('sha256', ''))[:12]}" if value else "(absent)"
 
     def apply(self, c):
         return self._around(c, self._copy(c, c.target["source"], c.target["keep_as"]))

@@ -35,6 +35,7 @@ reader stays here, beside ios_plan, which reuses its CBAC rule and binding reade
 """
 from __future__ import annotations
 
+import functools
 import re
 
 from ansible_collections.ansible.netcommon.plugins.module_utils.network.common.config import NetworkConfig
@@ -61,6 +62,14 @@ _FIREWALL_MARK = re.compile(_PREFIX + r"(PIX|ASA|FWSM)(?:\s+Firewall)?\s+Version
 _SYSTEM_SPACE = re.compile(r"<system>", re.I)
 
 
+def _holds(delimiter: str, body: str) -> bool:
+    return delimiter in body
+
+
+def _ends_macro(body: str) -> bool:
+    return body.strip() == "@"
+
+
 def _lines(text: str, any_delimiter: bool) -> list[str]:
     """Lines without CRs, banner bodies or macro bodies. IOS shows a banner's delimiter as
     "^C" (a saved file may hold the raw ETX); typed, any character delimits it, so `any_delimiter`
@@ -78,11 +87,11 @@ def _lines(text: str, any_delimiter: bool) -> list[str]:
         m = _BANNER.match(line)
         if m and (any_delimiter or m.group(1) in ("^C", "\x03")):
             if m.group(1) not in m.group(2):
-                closes = lambda body, delimiter=m.group(1): delimiter in body  # noqa: E731
+                closes = functools.partial(_holds, m.group(1))
             continue
         if any_delimiter and re.match(r"macro\s+name\s", line, re.I):
             # a switch macro's body is unindented commands, up to a line "@": not this device's config
-            closes = lambda body: body.strip() == "@"  # noqa: E731
+            closes = _ends_macro
             continue
         out.append(line)
     return out

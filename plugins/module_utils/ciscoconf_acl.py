@@ -85,7 +85,7 @@ class _Reader:
         a, mk = _ip(self.names.get(addr, addr)), _ip(mask)
         if a is None or mk is None:
             return None
-        care = (~mk & 0xFFFFFFFF) if self.wildcard else mk
+        care = (mk ^ 0xFFFFFFFF) if self.wildcard else mk  # a wildcard mask: the bits to ignore
         return (_dotted(a & care), _dotted(care))
 
     def _object(self, children: list[str]):
@@ -206,7 +206,7 @@ class _Reader:
         action, rest = words[0].lower(), words[1:]
         entry = {"action": action, "line": f"access-list {name} {body}".strip()}
         if standard:  # source only
-            src, _ = self._address(rest, 0)
+            src, _unused = self._address(rest, 0)
             acl.append(dict(entry, src=src, dst=[_ANY], ports=None, unresolved=src is None))
             return
         if not rest:

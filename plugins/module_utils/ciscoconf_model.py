@@ -31,8 +31,9 @@ class Interface:
 @dataclass(frozen=True)
 class Binding:
     interface: str   # IOS interface, ASA nameif, "SRC->DST" zones of an IOS zone pair, or "*" for global
-    direction: str   # "in" | "out" (IOS CBAC), "global" (PIX fixup, ASA global policy), "both" (ASA interface
-                     # policy), "zone-pair" (IOS zone-based: from a source-zone interface to a destination-zone one)
+    # direction: "in" | "out" (IOS CBAC), "global" (PIX fixup, ASA global policy), "both" (ASA interface policy),
+    # "zone-pair" (IOS zone-based: from a source-zone interface to a destination-zone one)
+    direction: str
 
 
 @dataclass(frozen=True)

@@ -176,7 +176,7 @@ class Firewall:
                 return self._segment_of_host[n.lower()]
         addr = _address(address)
         if addr is not None:
-            for net, _, iname in self._subnets:
+            for net, _unused, iname in self._subnets:
                 if addr in net:
                     return iname
         return None

@@ -5,7 +5,9 @@ import copy
 import os
 from typing import Any
 
-import yaml
+# ansible-core's guarded import: module_utils must import without PyYAML (ansible-test sanity's import test
+# holds them to what a managed host has); the controller, which reads the knowledge file, always has it.
+from ansible.module_utils.common.yaml import HAS_YAML, yaml_load
 
 KNOWLEDGE_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "knowledge.yml")
 _CONFIDENCE = ("confirmed", "inferred", "unconfirmed")
@@ -26,8 +28,10 @@ def merge(base: Any, override: Any) -> Any:
 
 
 def load(overrides: dict | None = None, path: str = KNOWLEDGE_FILE) -> dict:
+    if not HAS_YAML:
+        raise KnowledgeError("reading the knowledge file needs PyYAML (ansible-core's own dependency)")
     with open(path, encoding="utf-8") as fh:
-        data = yaml.safe_load(fh)
+        data = yaml_load(fh)
     if overrides:
         if not isinstance(overrides, dict):
             raise KnowledgeError("mailflow_knowledge must be a dict merged over knowledge.yml")

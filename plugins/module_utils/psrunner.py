@@ -361,7 +361,7 @@ def decode_output(stdout: bytes | str, ops: Sequence[Op]) -> list[OpResult]:
             index, kind = int(parts[0]), parts[1]
             fields = {}
             for token in parts[2:]:
-                name, _, value = token.partition("=")
+                name, _unused, value = token.partition("=")
                 fields[name] = _decode_value(value)
         except (ValueError, IndexError) as exc:
             raise RunnerError(f"malformed result line {line[:120]!r}: {exc}") from exc

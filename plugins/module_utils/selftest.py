@@ -77,9 +77,9 @@ def padded(checks: list[tuple[str, Op]], context: psrunner.Context, limits: psru
     def with_padding(n: int) -> list[tuple[str, Op]]:
         return [("stdin", Op("echo", (echo + "." * n,)))] + checks[1:]
 
-    base = len(psrunner.stdin_payload([op for _, op in checks], context))
+    base = len(psrunner.stdin_payload([op for _unused, op in checks], context))
     n = max(0, (limits.max_stdin - base) * 9 // 16)  # twice base64: 16 bytes of stdin for 9 of padding
-    while n > 0 and len(psrunner.stdin_payload([op for _, op in with_padding(n)], context)) > limits.max_stdin:
+    while n > 0 and len(psrunner.stdin_payload([op for _unused, op in with_padding(n)], context)) > limits.max_stdin:
         n -= 64
     return with_padding(max(n, 0))
 
@@ -95,7 +95,7 @@ def _error(check: str, res: OpResult, todo: str) -> dict:
 
 def assess(checks: list[tuple[str, Op]], results: list[OpResult], transport: dict, context_bind: str) -> list[dict]:
     """One row per check, in CHECKS order."""
-    by = {c: r for (c, _), r in zip(checks, results)}
+    by = {c: r for (c, _unused), r in zip(checks, results)}
     rows = {}
     sent = checks[0][1].args[0]
     echo = by["stdin"]

@@ -50,7 +50,7 @@ def _op_for(item_id: str, item: dict, since_iso: str) -> Op:
 
 def probe_run_id() -> str:
     """A new probe sender's tag: 16 lower-case letters (no digits, '+' or '=' a greylister might fold away)."""
-    return "".join(secrets.choice(string.ascii_lowercase) for _ in range(16))
+    return "".join(secrets.choice(string.ascii_lowercase) for _unused in range(16))
 
 
 def like_to_wildcard(pattern: str) -> str:
@@ -348,7 +348,7 @@ def assemble(host: str, plan: list[tuple[str, Op]], results: list[OpResult], *, 
     errors: dict[str, str] = {}
     probes = []
     explicit_bind = bool(transport.get("ad_bind") == "explicit")
-    for (item_id, _), res in zip(plan, results):
+    for (item_id, _unused), res in zip(plan, results):
         if res.op.name == "tcp_probe":
             if res.error is not None:
                 errors[item_id] = res.error

@@ -1,8 +1,15 @@
-"""A plain-text per-host summary of snapshots (what `make demo` and the play print)."""
+"""Plain-text summaries the plays print: snapshots per host, the audit per host (a fix run: reports.fixrun).
+
+The plays print them through `debug` as one multi-line string, which the YAML result format shows as a literal
+block indented by 8 columns and never re-wraps: lines of at most WIDTH characters fit a 100-column terminal.
+"""
 from __future__ import annotations
 
 import re
+import textwrap
 from typing import Any
+
+WIDTH = 92
 
 COLUMNS = ("host", "kind", "os", "exchange", "banner seen by peers", "4006", "retry", "queue", "probes ok")
 
@@ -65,10 +72,24 @@ def snapshot_rows(snaps: dict[str, Any]) -> list[tuple[str, ...]]:
     return rows
 
 
-def table(rows: list[tuple[str, ...]], columns: tuple[str, ...] = COLUMNS) -> str:
+def table(rows: list[tuple[str, ...]], columns: tuple[str, ...] = COLUMNS, width: int | None = None) -> str:
+    """Fixed-width columns; with `width`, the last column wraps (at spaces) onto lines of its own so that no
+    line is longer than `width`."""
     widths = [max(len(str(r[i])) for r in [columns, *rows]) for i in range(len(columns))]
-    line = lambda r: "  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip()  # noqa: E731
-    return "\n".join([line(columns), line(tuple("-" * w for w in widths)), *[line(r) for r in rows]])
+    if width:
+        widths[-1] = max(16, min(widths[-1], width - sum(widths[:-1]) - 2 * (len(columns) - 1)))
+
+    def lines(row):
+        *head, last = (str(c) for c in row)
+        parts = (textwrap.wrap(last, widths[-1], break_on_hyphens=False) or [""]) if width else [last]
+        out = []
+        for n, part in enumerate(parts):
+            cells = head if n == 0 else [""] * len(head)
+            out.append("  ".join(c.ljust(w) for c, w in zip([*cells, part], widths)).rstrip())
+        return out
+
+    rule = tuple("-" * w for w in widths)
+    return "\n".join(line for r in [columns, rule, *rows] for line in lines(r))
 
 
 AUDIT_COLUMNS = ("host", "kind", "snapshot", "unknown", "present causes (most likely first)")
@@ -85,4 +106,10 @@ def audit_rows(doc: dict) -> list[tuple[str, ...]]:
 
 
 def audit_table(doc: dict) -> str:
-    return table(audit_rows(doc), AUDIT_COLUMNS)
+    return table(audit_rows(doc), AUDIT_COLUMNS, width=WIDTH)
+
+
+def wrapped(text: str, indent: int) -> list[str]:
+    """Free text in lines of at most WIDTH, indented (a registry path, one long word, is cut)."""
+    pad = " " * indent
+    return textwrap.wrap(text, WIDTH, initial_indent=pad, subsequent_indent=pad, break_on_hyphens=False)

@@ -78,13 +78,22 @@ notes:
     or C(smtp)), C(mailflow_greylists) (this peer greylists), C(mailflow_greylisting_peers) (peers this host sends to that
     greylist), C(mailflow_smarthost_expected) (the smart host this host should use), C(mailflow_windows_version) (an
     unmanaged host's Windows NT version, C(5.0) for Windows 2000, where Q253249 supports only Exchange 5.5 SP3 or later).
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
 attributes:
   check_mode:
     support: full
   diff_mode:
     support: none
+  platform:
+    support: full
+    platforms: posix
+seealso:
+  - module: mailflow.exchange.snapshot
+  - module: mailflow.exchange.firewall_configs
+  - module: mailflow.exchange.fix
 author:
-  - mailflow contributors
+  - mailflow contributors (@mailflow)
 """
 
 EXAMPLES = r"""
@@ -102,22 +111,52 @@ report_dir:
   description: Where the reports were written.
   type: str
   returned: always
+  sample: /var/lib/mailflow/reports/20261205T120000Z
 reports:
   description: Paths of the written reports, by format (json, html, md, csv, junit).
   type: dict
   returned: always
+  sample:
+    json: /var/lib/mailflow/reports/20261205T120000Z/audit.json
+    html: /var/lib/mailflow/reports/20261205T120000Z/audit.html
+    md: /var/lib/mailflow/reports/20261205T120000Z/audit.md
+    csv: /var/lib/mailflow/reports/20261205T120000Z/audit.csv
+    junit: /var/lib/mailflow/reports/20261205T120000Z/junit.xml
 summary:
   description: Host count, unreachable hosts, status counts, and the present causes per host in rank order.
   type: dict
   returned: always
+  sample:
+    hosts: 3
+    unreachable:
+    - EXCH55
+    statuses:
+      present: 3
+      absent: 30
+      not_applicable: 3
+      unknown: 3
+    present:
+      EXCH01: []
+      EXCH05:
+      - glitch_retry_short
+      - port25_blocked
+      EXCH55:
+      - ims_connection_leak
 network_fixes:
   description:
     - The IOS firewalls, with their inspect rules, that confirmed C(cisco_smtp_inspection) findings blame (the probes
       saw the masking and the config puts the rule on the path); fix.yml and remediate.yml change only those.
   type: dict
   returned: always
+  sample:
+    FW01:
+    - SMTP-INSPECT
 table:
   description: A plain-text table of the summary, one line per host.
   type: str
   returned: always
+  sample: |
+    host    kind          snapshot   unknown  present causes (most likely first)
+    ------  ------------  ---------  -------  ----------------------------------
+    EXCH05  exchange2003  ok         0        glitch_retry_short, port25_blocked
 """

@@ -34,14 +34,22 @@ options:
       - Record header fields (C(operator), C(controller), C(window), C(override_reason), C(started)); they only fill
         fields that are still empty. Normally set by M(mailflow.exchange.change_window).
     type: dict
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
 attributes:
   check_mode:
     support: full
     details: The record is written in check mode too.
+  diff_mode:
+    support: none
   platform:
+    support: full
     platforms: posix
+seealso:
+  - module: mailflow.exchange.change_window
+  - module: mailflow.exchange.fix_report
 author:
-  - mailflow contributors
+  - mailflow contributors (@mailflow)
 """
 
 EXAMPLES = r"""
@@ -70,8 +78,10 @@ events:
   description: How many events the record holds now.
   type: int
   returned: success
+  sample: 7
 host_status:
   description: The event's host's status in the record after this event (planned, changed, unchanged, failed, rolled_back, not_reached).
   type: str
   returned: success, for per-host events
+  sample: changed
 """

@@ -63,14 +63,22 @@ options:
   playbook:
     description: The playbook named in the C(run_started) event; by default the file the task is in.
     type: str
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
 attributes:
   check_mode:
     support: full
     details: The record is written in check mode too; the C(run_started) event says C(check_mode=true).
+  diff_mode:
+    support: none
   platform:
+    support: full
     platforms: posix
+seealso:
+  - module: mailflow.exchange.change_record
+  - module: mailflow.exchange.rollback
 author:
-  - mailflow contributors
+  - mailflow contributors (@mailflow)
 """
 
 EXAMPLES = r"""
@@ -102,6 +110,7 @@ open:
     - O(stage=check) - a new batch may start (the window is open, or an override reason is given).
   type: bool
   returned: success and when refused
+  sample: true
 state:
   description: The window now - C(before), C(open) or C(closed).
   type: str
@@ -110,14 +119,17 @@ in_window:
   description: Whether the window itself is open now (regardless of an override).
   type: bool
   returned: when the input is valid
+  sample: true
 override:
   description: Whether the override reason is what allows the run.
   type: bool
   returned: when the input is valid
+  sample: false
 seconds_left:
   description: Seconds until the window closes (0 when closed).
   type: int
   returned: when the input is valid
+  sample: 12600
 window:
   description: The window - name (or null), start and end as given, start_utc and end_utc.
   type: dict
@@ -126,6 +138,7 @@ change_id:
   description: The validated change id.
   type: str
   returned: when the input is valid
+  sample: CHG0042
 record:
   description: Paths of the record's folder (dir), record.json (json) and record.md (md).
   type: dict

@@ -45,13 +45,21 @@ notes:
     abbreviations such as C(Fa0/0) are understood) is returned in RV(problems) for the caller to fail on, because the task
     carries configs, so it runs with C(no_log) and its own failure message would be hidden.
   - A PIX or ASA is read from a saved file (C(mailflow_firewall_config_source=file)); cisco.ios reads IOS only.
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
 attributes:
   check_mode:
     support: full
   diff_mode:
     support: none
+  platform:
+    support: full
+    platforms: posix
+seealso:
+  - module: mailflow.exchange.audit_fleet
+  - module: mailflow.exchange.fix_cisco_smtp_inspection
 author:
-  - mailflow contributors
+  - mailflow contributors (@mailflow)
 """
 
 EXAMPLES = r"""
@@ -77,14 +85,25 @@ from_device:
   type: list
   elements: str
   returned: when check_only
+  sample:
+    - FW01
 problems:
   description: Inventory mistakes found once the configs were parsed (segment keys no interface has), naming the firewall.
   type: list
   elements: str
   returned: always
+  sample:
+    []
 firewalls:
   description: Per firewall, its name, platform, config source, error (or null) and the SMTP inspection lines found.
   type: list
   elements: dict
   returned: always
+  sample:
+    - name: FW01
+      platform: ios
+      source: device
+      error: null
+      smtp_inspections:
+      - ip inspect name SMTP-INSPECT smtp
 """

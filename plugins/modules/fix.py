@@ -62,15 +62,23 @@ options:
     description: Overrides merged over the knowledge file (the same the audit reads).
     type: dict
     default: {}
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
 attributes:
   check_mode:
     support: full
   diff_mode:
     support: full
   platform:
+    support: full
     platforms: windows
+seealso:
+  - module: mailflow.exchange.fix_select
+  - module: mailflow.exchange.fix_report
+  - module: mailflow.exchange.restart_services
+  - module: mailflow.exchange.rollback
 author:
-  - mailflow contributors
+  - mailflow contributors (@mailflow)
 """
 
 EXAMPLES = r"""
@@ -88,59 +96,79 @@ cause:
   description: The cause this run fixed.
   type: str
   returned: always
+  sample: glitch_retry_short
 changes:
   description: What was (or, in check mode, would be) changed, one line each.
   type: list
   elements: str
   returned: always
+  sample:
+    - 'HKLM\SYSTEM\CurrentControlSet\Services\SMTPSVC\Queuing\GlitchRetrySeconds: REG_DWORD 30 -> REG_DWORD 180'
 restart_needed:
   description: Services the planned changes need restarted.
   type: list
   elements: str
   returned: always
+  sample:
+    - SMTPSVC
 reboot_possible:
   description: A planned change runs an installer that may ask for a reboot.
   type: bool
   returned: always
+  sample: false
 advice:
   description: What the fix reports but does not change (also given as warnings).
   type: list
   elements: str
   returned: when there is advice
+  sample:
+    - >-
+      EXCH05 itself lets SMTP in: SMTPSVC running, bound to port 25; Windows Firewall: StandardProfile off. Where
+      peers still cannot connect to EXCH05:25, the block is on the network path
 backup:
   description: The backup file written before the change.
   type: str
   returned: changed and not check mode
+  sample: /var/lib/mailflow/backups/CHG0042/EXCH05/glitch_retry_short.json
 verified:
   description: A fresh read after the change found nothing left to change.
   type: bool
   returned: changed and not check mode
+  sample: true
 resumed_from:
   description: The unfinished backup of an earlier run this run started from.
   type: str
   returned: when an earlier run was interrupted
+  sample: /var/lib/mailflow/backups/CHG0042/EXCH05/glitch_retry_short.json
 pending_restart:
   description: Services that must restart for the change to take effect (restart not allowed).
   type: list
   elements: str
   returned: when a restart is needed and not allowed
+  sample:
+    - SMTPSVC
 restarted:
   description: Services restarted for the change.
   type: list
   elements: str
   returned: when a restart was allowed and done
+  sample:
+    - SMTPSVC
 pending_reboot:
   description: An installer asked for a reboot (exit code 3010).
   type: bool
   returned: when an installer asked for one
+  sample: false
 queue_before:
   description: Messages in the queue folders before the change.
   type: int
   returned: changed and not check mode
+  sample: 412
 queue_after:
   description: Messages in the queue folders after the change (and restart).
   type: int
   returned: changed and not check mode
+  sample: 0
 interrupted:
   description: The connection was lost mid-change; the backup is kept for the next run.
   type: bool

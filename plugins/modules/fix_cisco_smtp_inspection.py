@@ -68,13 +68,21 @@ options:
 notes:
   - A rule named in O(rules) that the config does not define fails the plan, naming it, before anything is sent.
   - A config that is not IOS fails the plan; PIX and ASA are fixed by pasting the audit's lines.
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
 attributes:
   check_mode:
     support: full
   diff_mode:
     support: full
+  platform:
+    support: full
+    platforms: posix
+seealso:
+  - module: mailflow.exchange.firewall_configs
+  - module: mailflow.exchange.rollback
 author:
-  - mailflow contributors
+  - mailflow contributors (@mailflow)
 """
 
 EXAMPLES = r"""
@@ -92,6 +100,9 @@ commands:
   type: list
   elements: str
   returned: when step is plan or rollback
+  sample:
+    - ip inspect name SMTP-INSPECT ftp
+    - no ip inspect name SMTP-INSPECT smtp
 changes:
   description: The same lines as C(commands), as the change record lists a fix's changes.
   type: list
@@ -111,10 +122,12 @@ backup:
   description: The backup written before the change.
   type: str
   returned: when step is plan, outside check mode, with lines to send
+  sample: /var/lib/mailflow/backups/CHG0042/FW01/cisco_smtp_inspection.json
 verified:
   description: A fresh running config needs no more lines.
   type: bool
   returned: when step is verify
+  sample: true
 changed_since:
   description: Rules left alone by the rollback because they no longer hold what the change set.
   type: list

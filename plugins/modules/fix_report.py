@@ -28,13 +28,21 @@ options:
   audit_report:
     description: The audit report the run acted on.
     type: str
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
 attributes:
   check_mode:
     support: full
+  diff_mode:
+    support: none
   platform:
+    support: full
     platforms: posix
+seealso:
+  - module: mailflow.exchange.fix
+  - module: mailflow.exchange.change_record
 author:
-  - mailflow contributors
+  - mailflow contributors (@mailflow)
 """
 
 EXAMPLES = r"""
@@ -49,18 +57,40 @@ reports:
   description: Paths of fix.json and fix.md.
   type: dict
   returned: always
+  sample:
+    json: /var/lib/mailflow/reports/20261205T120000Z/fix.json
+    md: /var/lib/mailflow/reports/20261205T120000Z/fix.md
 summary:
   description: Counts of results (changed, ok, failed, interrupted, unreachable, skipped).
   type: dict
   returned: always
+  sample:
+    changed: 1
+    ok: 1
+    needs_input: 0
+    failed: 0
+    interrupted: 0
+    unreachable: 0
+    skipped: 0
 problems:
   description: One "host, cause status" line for every fix that failed, was interrupted or could not reach its host.
   type: list
   elements: str
   returned: always
-table:
-  description: fix.md's lines.
-  type: list
-  elements: str
+  sample:
+    - 'EXCH07: metabase_corrupt failed'
+text:
+  description:
+    - The run in plain text for the play to print (no Markdown), lines of at most 92 characters; fix.md has
+      the same content as a Markdown table.
+  type: str
   returned: always
+  sample: |
+    mailflow fix run 2026-12-05T12:00:00Z
+    1 changed
+
+    host    cause               result
+    ------  ------------------  ----------------
+    EXCH05  glitch_retry_short  changed
+              HKLM\SYSTEM\CurrentControlSet\Services\SMTPSVC\Queuing\GlitchRetrySeconds: REG_DWORD 30 -> REG_DWORD 180
 """

@@ -20,13 +20,20 @@ options:
     description: The change the run belongs to (letters, digits, C(.), C(_), C(-); at most 64). Empty is allowed.
     type: str
     default: ""
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
 attributes:
   check_mode:
     support: full
+  diff_mode:
+    support: none
   platform:
+    support: full
     platforms: posix
+seealso:
+  - module: mailflow.exchange.fix
 author:
-  - mailflow contributors
+  - mailflow contributors (@mailflow)
 """
 
 EXAMPLES = r"""
@@ -45,19 +52,31 @@ fixable:
   type: list
   elements: str
   returned: always
+  sample:
+    - cisco_smtp_inspection
+    - metabase_corrupt
+    - peer_smtp_unavailable
+    - port25_blocked
+    - smtp_banner_missing
 selected:
   description: The selected causes, in fix order.
   type: list
   elements: str
   returned: always
+  sample:
+    - glitch_retry_short
 server:
   description: The selected causes fixed on the servers, in fix order.
   type: list
   elements: str
   returned: always
+  sample:
+    - glitch_retry_short
 network:
   description: The selected causes fixed on network devices, in fix order.
   type: list
   elements: str
   returned: always
+  sample:
+    []
 """

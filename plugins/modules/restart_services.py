@@ -26,13 +26,21 @@ options:
     description: Overrides merged over the knowledge file (where the queue folders are read).
     type: dict
     default: {}
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
 attributes:
   check_mode:
     support: full
+  diff_mode:
+    support: none
   platform:
+    support: full
     platforms: windows
+seealso:
+  - module: mailflow.exchange.fix
+  - module: mailflow.exchange.verify_causes
 author:
-  - mailflow contributors
+  - mailflow contributors (@mailflow)
 """
 
 EXAMPLES = r"""
@@ -47,12 +55,16 @@ restarted:
   type: list
   elements: str
   returned: when services were given and not in check mode
+  sample:
+    - SMTPSVC
 queue_before:
   description: Files in the queue folders before the restart.
   type: int
   returned: when services were given and not in check mode
+  sample: 412
 queue_after:
   description: Files in the queue folders after the restart.
   type: int
   returned: when services were given and not in check mode
+  sample: 0
 """

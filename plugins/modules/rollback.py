@@ -60,15 +60,22 @@ options:
     type: list
     elements: str
     default: []
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
 attributes:
   check_mode:
     support: full
   diff_mode:
     support: none
   platform:
+    support: full
     platforms: windows
+seealso:
+  - module: mailflow.exchange.fix
+  - module: mailflow.exchange.change_record
+  - module: mailflow.exchange.fix_cisco_smtp_inspection
 author:
-  - mailflow contributors
+  - mailflow contributors (@mailflow)
 """
 
 EXAMPLES = r"""
@@ -89,29 +96,39 @@ restored:
   description: How many values were restored (in check mode, would be).
   type: int
   returned: stage host
+  sample: 2
 changed_since:
   description: How many values were left because someone changed them after the fix.
   type: int
   returned: stage host
+  sample: 0
 verified:
   description: A fresh read after the restore found every restored value back as before the change.
   type: bool
   returned: stage host, when something was restored
+  sample: true
 pending_restart:
   description: Services that must restart for the restored values to take effect (restart not allowed).
   type: list
   elements: str
   returned: when a restart is needed and not allowed
+  sample:
+    - SMTPSVC
 restarted:
   description: Services restarted after the restore.
   type: list
   elements: str
   returned: when restarted
+  sample:
+    - SMTPSVC
 hosts:
   description: The hosts of O(hosts) with backups of the change.
   type: list
   elements: str
   returned: stage check
+  sample:
+    - EXCH05
+    - EXCH06
 table:
   description: One line per host and cause, with what was left as changed since.
   type: list

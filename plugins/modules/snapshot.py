@@ -31,8 +31,9 @@ description:
 options:
   peers:
     description:
-      - SMTP peers to probe from this host (the host itself is skipped). Each item is an inventory name (probed at its C(mailflow_fqdn), else C(ansible_host)), a name or FQDN, or a dict with C(name) (the inventory
-        name the result is filed under), C(target) (FQDN, or C([ip])), and optionally C(port) and C(timeout_ms).
+      - SMTP peers to probe from this host (the host itself is skipped). Each item is an inventory name (probed at its
+        C(mailflow_fqdn), else C(ansible_host)), a name or FQDN, or a dict with C(name) (the inventory name the result is
+        filed under), C(target) (FQDN, or C([ip])), and optionally C(port) and C(timeout_ms).
     type: list
     elements: raw
     default: []
@@ -48,19 +49,25 @@ options:
   dest:
     description: Also write the snapshot as JSON to this path on the controller (for offline audits).
     type: path
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
 attributes:
   check_mode:
     support: full
   diff_mode:
     support: none
   platform:
+    support: full
     platforms: windows
 notes:
   - The bootstrap reads stdin as C($input), which PowerShell 2.0's console host fills from redirected stdin; run
     C(playbooks/selftest.yml) first on a new estate, which checks this and every other operation on each host
     (see docs/runner.md for what is not yet confirmed on a physical Windows Server 2003 host).
+seealso:
+  - module: mailflow.exchange.audit_fleet
+  - module: mailflow.exchange.verify_causes
 author:
-  - mailflow contributors
+  - mailflow contributors (@mailflow)
 """
 
 EXAMPLES = r"""
@@ -77,13 +84,43 @@ snapshot:
   returned: success
   type: dict
   contains:
-    schema: {description: Always C(mailflow.snapshot/1)., type: str}
-    platform: {description: OS, Exchange version and kind (exchange2003, exchange55, smtp_relay, windows)., type: dict}
-    items: {description: Decoded results per knowledge item., type: dict}
-    probes: {description: Raw SMTP probe results per peer (connect, banner, EHLO, MAIL, RCPT replies, timings)., type: list}
-    errors: {description: Items the host could not answer, with the reason., type: dict}
+    schema:
+      description: Always C(mailflow.snapshot/1).
+      type: str
+      sample: mailflow.snapshot/1
+    platform:
+      description: "The OS, the Exchange version and build, and the kind: C(exchange2003), C(exchange55), C(smtp_relay) or C(windows)."
+      type: dict
+      sample:
+        computer_name: EXCH05
+        kind: exchange2003
+        os: {caption: "Microsoft(R) Windows(R) Server 2003, Enterprise Edition", service_pack: Service Pack 2,
+             service_pack_major: 2, version: 5.2.3790, build: "3790"}
+        exchange: {version: "6.5", build: "7638.2", service_pack: Service Pack 2, source: "ad:serialNumber"}
+    items:
+      description: Decoded results per knowledge item (C(plugins/module_utils/knowledge.yml)), by item id.
+      type: dict
+      sample:
+        smtpsvc_queuing:
+          HKLM\SYSTEM\CurrentControlSet\Services\SMTPSVC\Queuing:
+            subkeys: []
+            values: {GlitchRetrySeconds: {type: REG_DWORD, data: 30}}
+    probes:
+      description: "Raw SMTP probe results, one per peer: connect, banner, EHLO, MAIL and RCPT replies, and timings."
+      type: list
+      elements: dict
+      sample:
+        - {peer: EXCH01, target: exch01.corp.example, address: 10.1.0.11, port: 25, connect: ok, connect_ms: 0,
+           banner: "220 ****0************** ********* ***** ****", banner_ms: 2, ehlo: "500 5.5.1 Command unrecognized",
+           mail: "", rcpt: "", error: "", total_ms: 3}
+    errors:
+      description: Items the host could not answer, by item id, with the reason.
+      type: dict
+      sample:
+        smtp_links: "Invalid namespace "
 dest:
   description: Where the snapshot was written.
   returned: when O(dest) is set
   type: str
+  sample: /var/lib/mailflow/reports/20261205T120000Z/snapshots/EXCH01.json
 """

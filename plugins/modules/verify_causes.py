@@ -42,13 +42,21 @@ options:
     description: Overrides merged over the knowledge file.
     type: dict
     default: {}
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
 attributes:
   check_mode:
     support: full
+  diff_mode:
+    support: none
   platform:
+    support: full
     platforms: posix
+seealso:
+  - module: mailflow.exchange.audit_fleet
+  - module: mailflow.exchange.snapshot
 author:
-  - mailflow contributors
+  - mailflow contributors (@mailflow)
 """
 
 EXAMPLES = r"""
@@ -67,9 +75,14 @@ status:
   description: The status of each cause on the host after the change.
   type: dict
   returned: always
+  sample:
+    glitch_retry_short: absent
+    port25_blocked: present
 still_present:
   description: The causes still present.
   type: list
   elements: str
   returned: always
+  sample:
+    - port25_blocked
 """

@@ -130,7 +130,7 @@ class FixRun:
         reading = self.session.read(self.facts, self.reads(), before=before)
         follow = self.cause.follow_up_reads(reading.view, self.facts) if hasattr(self.cause, "follow_up_reads") else []
         if follow:
-            results = self.session.run([op for _, op in follow])
+            results = self.session.run([op for _unused, op in follow])
             extra = snapshot.assemble(self.host, follow, results, collected_at="", duration_ms=0, transport={})
             reading.view.items[self.cause.FOLLOW_UP_ITEM] = extra["items"]
         return reading
@@ -258,7 +258,7 @@ class FixRun:
     def pending_restarts(self, result: dict) -> dict:
         """Nothing to change: complete a restart an earlier run left pending, when now allowed."""
         pending = backups.pending_restarts(self.opts.backup_dir, self.host, self.opts.cause)
-        services = sorted({s for _, doc in pending for s in doc["pending_restart"]})
+        services = sorted({s for _unused, doc in pending for s in doc["pending_restart"]})
         if not services:
             return result
         if not self.opts.allow_service_restart or self.opts.check_mode:
@@ -271,7 +271,7 @@ class FixRun:
             raise HostLost(f"lost the connection while restarting {', '.join(services)} ({exc})") from exc
         if bad:
             raise AnsibleActionFail(f"{self.host}: {self.opts.cause}: could not restart {', '.join(bad)}")
-        for path, _ in pending:
+        for path, _unused in pending:
             backups.update_backup(path, pending_restart=[], restarted=services)
         result.update(changed=True, restarted=services)
         return result

@@ -63,14 +63,14 @@ class HostSession:
 
     def read(self, facts: dict, items: Sequence[str], before: Sequence[Op] = ()) -> Reading:
         """A fresh read of knowledge `items`, after the operations in `before` (a service restart, say)."""
-        _, results, after = self.read_around(facts, items, before, read_first=False)
+        _unused, results, after = self.read_around(facts, items, before, read_first=False)
         return Reading(after, results)
 
     def read_around(self, facts: dict, items: Sequence[str], ops: Sequence[Op], read_first: bool = True):
         """One command: [a read of `items`,] `ops`, a read of `items` again.
         (view before or None, the results of `ops`, view after)."""
         plan = self.plan(facts, items)
-        reads = [op for _, op in plan]
+        reads = [op for _unused, op in plan]
         first = reads if read_first else []
         results = self.run(first + list(ops) + reads)
         n, m = len(first), len(first) + len(ops)

@@ -57,6 +57,20 @@ def test_check_mode_plans_every_present_cause_and_changes_nothing(lab_factory, t
         assert {c for (h, c) in planned if h == host} == causes & set(FIXABLE), host
     assert planned[("EXCH05", "glitch_retry_short")]["status"] == "changed"
     assert not any(r.get("backup") for r in planned.values())  # check mode writes no backup
+    # What a person reads (the shipped ansible.cfg): plain-text summaries within 100 columns, no skipped host
+    # listed one by one, and the progress of the snapshot and fix phases.
+    out = proc.stdout
+    assert "skipping:" not in out and "\\_" not in out and "-\\>" not in out
+    # The msg literal blocks (indented by 8) that follow each Summary task's header.
+    summaries = [[line for line in block.split("\nTASK [")[0].split("\n")[3:] if line.startswith(" " * 8) or not line]
+                 for block in out.split("TASK [Summary]")[1:]]
+    assert len(summaries) == 2  # the audit's, the fix run's
+    for block in summaries:
+        # Every line but the one naming the report folder (a path as long as tmp_path makes it).
+        assert max(len(line) for line in block if str(tmp_path) not in line) <= 100, block
+    fix_summary = "\n".join(summaries[1])
+    assert "        EXCH05   glitch_retry_short              changed" in fix_summary
+    assert "mailflow snapshot: 9/9 hosts done" in out and "mailflow fix glitch_retry_short: 1/1 hosts done (EXCH05 changed)" in out
 
 
 def test_a_narrowed_run_fixes_only_what_was_asked_and_the_audit_agrees(lab_factory, tmp_path):

@@ -100,7 +100,7 @@ def _disputed(fleet, entry) -> list[dict]:
     disputed = fleet.setting("cisco_disputed_inspections")
     placed = {fw.name: {e.name: fw.segment_of(_names(e), e.address) for e in fleet}
               for fw in fleet.firewalls if not fw.error and disputed.get(fw.platform or "")}
-    on_path, _ = paths_into(fleet, entry, disputed, placed)
+    on_path, _unused = paths_into(fleet, entry, disputed, placed)
     return [{"from": peer, **c.to_dict()} for peer, cs in sorted(on_path.items()) for c in cs]
 
 

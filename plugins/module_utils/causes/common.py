@@ -25,7 +25,7 @@ def per_host(fleet: Fleet, cause: fd.Cause, decide: Callable[[HostEntry, HostVie
     for entry in fleet:
         view = entry.view
         if view is None:
-            kind, _ = fleet.kind_of(entry.name)
+            kind, _unused = fleet.kind_of(entry.name)
             if kinds is not None and kind is not None and kind not in kinds:
                 out.append(fd.not_applicable(cause, entry.name, f"{entry.name} is {kind}; this cause concerns {', '.join(kinds)}"))
             else:

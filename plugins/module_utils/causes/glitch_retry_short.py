@@ -44,7 +44,7 @@ def detect(fleet):
         evidence["effective_seconds"] = effective
         targets = sends_to(fleet, entry)
         stuck = {p: greylisting[p] for p in targets if p in greylisting}
-        declared = [p for p in entry.declared.get("greylisting_peers") or []]
+        declared = list(entry.declared.get("greylisting_peers") or [])
         evidence.update(greylisting_peers_sent_to={p: targets[p] + ev for p, ev in stuck.items()}, declared_greylisting_peers=declared,
                         greylisting_seen=sorted(greylisting))
         conf = fleet.confidence("glitch_retry_min_seconds")

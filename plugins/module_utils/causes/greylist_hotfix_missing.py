@@ -60,7 +60,7 @@ def detect(fleet):
     greylisting = greylisting_peers(fleet)
     out = []
     for entry in fleet:
-        kind, _ = fleet.kind_of(entry.name)
+        kind, _unused = fleet.kind_of(entry.name)
         if kind == "exchange" or (entry.snapshot is None and (kind is None or kind in _SETTING)):
             reason = no_snapshot_reason(entry) if entry.snapshot is None else \
                 f"{unknown_version(entry, entry.view)}; KB 950757 may apply"

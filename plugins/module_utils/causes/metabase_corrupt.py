@@ -52,6 +52,7 @@ def detect(fleet):
         except Missing:
             pass
         evidence["history_pairs"], evidence["history_note"] = _history(view)
+        unread = ""
         try:
             mb = view.metabase()
         except MetabaseError as exc:  # a file that does not parse is the corruption itself, not missing data
@@ -85,13 +86,13 @@ def detect(fleet):
                               f"{', '.join(lacking)} (TechNet bb124688)", fleet.confidence("exchange_ehlo_verbs")))
         if signs:
             # Each sign alone shows the cause, so the finding is as sure as its surest sign.
-            return fd.Finding(CAUSE, entry.name, "present", "; ".join(t for t, _ in signs) + f". {_LAST}.", evidence,
-                              confidence=min((c for _, c in signs), key=fd.CONFIDENCES.index),
+            return fd.Finding(CAUSE, entry.name, "present", "; ".join(t for t, _unused in signs) + f". {_LAST}.", evidence,
+                              confidence=min((c for _unused, c in signs), key=fd.CONFIDENCES.index),
                               explains=_senders_stuck(fleet, entry))
         if mb is None:
             win2000 = str((view.platform.get("os") or {}).get("version") or "").startswith("5.0")
             return fd.unknown(CAUSE, entry.name, unread + (" (Windows 2000 keeps its metabase in MetaBase.bin, which is not read)"
-                                                          if win2000 else ""), **evidence)
+                                                           if win2000 else ""), **evidence)
         return fd.Finding(CAUSE, entry.name, "absent", f"MetaBase.xml parses and has the SMTP keys "
                           f"(virtual servers {', '.join(evidence['smtp_virtual_servers'])})", evidence)
 

@@ -106,7 +106,7 @@ def plan(view, params) -> list[Change]:
         needed = _needed(view)
     except Missing as exc:  # never guess: an unread service list must not pass for "running"
         raise FixError(str(exc)) from None
-    if any(_is(s, "start_mode", "disabled") for _, s in needed) and not params["allow_enable_disabled"]:
+    if any(_is(s, "start_mode", "disabled") for _unused, s in needed) and not params["allow_enable_disabled"]:
         return []
     smtp = needed[-1][0] if needed else None
     # Start modes first (a Disabled service cannot start), then states, dependency first; a restore runs in

@@ -94,7 +94,8 @@ def detect(fleet):
         no_binary = [p for p in hit if legacy[p]["advertises"] == []]
         summary = (f"{entry.name} has mail for {peers}, which does not read S-TNEF"
                    + (f"; {', '.join(sorted(no_binary))} advertises no BINARYMIME/CHUNKING" if no_binary else "")
-                   + ("; the TNEF setting (KB 254089) is not set" if forced is False else "; whether TNEF is forced could not be checked (KB 254089's value is unconfirmed)"))
+                   + ("; the TNEF setting (KB 254089) is not set" if forced is False
+                      else "; whether TNEF is forced could not be checked (KB 254089's value is unconfirmed)"))
         return fd.Finding(CAUSE, entry.name, "present", summary, evidence, explains=list(hit),
                           confidence="inferred" if forced is None else fleet.confidence("stnef_tnef_setting"))
 

@@ -18,7 +18,7 @@ STATUS_WORDS = {"planned": "planned, not changed yet", "changed": "**changed**",
 
 
 def _table(header: list[str], rows: list[list[str]]) -> list[str]:
-    out = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    out = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _unused in header) + "|"]
     return out + ["| " + " | ".join(r) + " |" for r in rows]
 
 
@@ -47,7 +47,9 @@ def _window(w: dict | None) -> str:
 
 def _queue(e: dict) -> str:
     before, after = e.get("queue_before"), e.get("queue_after")
-    show = lambda n: "not counted" if n is None else esc(n)  # noqa: E731
+
+    def show(n):
+        return "not counted" if n is None else esc(n)
     return f"queue {show(before)} → {show(after)}"
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 
+from ansible_collections.mailflow.exchange.plugins.module_utils.summary import wrapped
 from ansible_collections.mailflow.exchange.plugins.module_utils.reports.common import atomic_write
 from ansible_collections.mailflow.exchange.plugins.module_utils.reports.markdown import code, esc
 
@@ -50,6 +51,20 @@ def build(registered: dict[str, dict[str, dict]], *, generated: str, change_id: 
             "audit_report": audit_report, "summary": counts, "hosts": hosts}
 
 
+def notes(row: dict) -> list[str]:
+    """What a fix did (or why it did not), then restarts, reboots and advice."""
+    out = list(row.get("changes") or []) or [row.get("msg") or ""]
+    if row.get("verified"):
+        out.append("verified")
+    if row.get("pending_restart"):
+        out.append("pending restart of " + ", ".join(row["pending_restart"]))
+    if row.get("restarted"):
+        out.append("restarted " + ", ".join(row["restarted"]))
+    if row.get("pending_reboot"):
+        out.append("reboot pending")
+    return [x for x in out + (row.get("advice") or []) if x]
+
+
 def render_md(doc: dict) -> str:
     mode = " (check mode: nothing was changed)" if doc["check_mode"] else ""
     out = [f"# mailflow fix run {esc(doc['generated'])}{mode}", ""]
@@ -61,20 +76,30 @@ def render_md(doc: dict) -> str:
         if not rows:
             out.append(f"| {esc(host)} | | nothing selected | | |")
         for r in rows:
-            what = "; ".join(r.get("changes") or []) or r.get("msg") or ""
-            notes = []
-            if r.get("verified"):
-                notes.append("verified")
-            if r.get("pending_restart"):
-                notes.append("pending restart of " + ", ".join(r["pending_restart"]))
-            if r.get("restarted"):
-                notes.append("restarted " + ", ".join(r["restarted"]))
-            if r.get("pending_reboot"):
-                notes.append("reboot pending")
-            notes += r.get("advice") or []
-            cell = "; ".join(x for x in [what, *notes] if x)
+            cell = "; ".join(notes(r))
             out.append(f"| {esc(host)} | {esc(r['cause'])} | {esc(r['status'])} | {esc(cell)} | {code(r.get('backup', ''))} |")
     out.append("")
+    return "\n".join(out)
+
+
+def render_text(doc: dict) -> str:
+    """The run as the play prints it: plain text (no Markdown), a line per host and cause with its result and,
+    indented beneath it, what changed or why not, restarts, advice and the backup, within summary.WIDTH."""
+    mode = " (check mode: nothing was changed)" if doc["check_mode"] else ""
+    out = [f"mailflow fix run {doc['generated']}{mode}"]
+    if doc.get("change_id"):
+        out.append(f"change: {doc['change_id']}")
+    out += [", ".join(f"{n} {s}" for s, n in doc["summary"].items() if n) or "nothing to do", ""]
+    rows = [(h, r["cause"]) for h, rs in doc["hosts"].items() for r in rs]
+    hw, cw = (max(len(x[i]) for x in [("host", "cause"), *rows]) for i in (0, 1))
+    out += [f"{'host'.ljust(hw)}  {'cause'.ljust(cw)}  result", f"{'-' * hw}  {'-' * cw}  {'-' * 16}"]
+    for host, rs in doc["hosts"].items():
+        if not rs:
+            out.append(f"{host.ljust(hw)}  {'-'.ljust(cw)}  nothing selected")
+        for r in rs:
+            out.append(f"{host.ljust(hw)}  {r['cause'].ljust(cw)}  {r['status']}")
+            for note in notes(r) + ([f"backup: {r['backup']}"] if r.get("backup") else []):
+                out += wrapped(note, hw + 4)
     return "\n".join(out)
 
 

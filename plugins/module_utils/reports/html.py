@@ -243,7 +243,7 @@ def _platform(host: dict) -> str:
         ex_text += f" — from {ex['source']}" if ex.get("source") else ""
     kind = (p.get("kind") or "not known") + (f" — from {p['kind_source']}" if p.get("kind_source") else "")
     pairs = [("Managed", yes_no(host["managed"])), ("Snapshot", f"taken {host['collected_at']}" if host["reachable"]
-                                                     else f"none: {host['error'] or 'unknown'}"),
+                                                    else f"none: {host['error'] or 'unknown'}"),
              ("Computer name", p.get("computer_name") or ""), ("Kind", kind), ("Windows", os_text), ("Exchange", ex_text)]
     return _dl(((k, e(v)) for k, v in pairs), cls="facts")
 

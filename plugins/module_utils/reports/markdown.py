@@ -32,7 +32,7 @@ def source_md(source: str) -> str:
 
 
 def _table(header: list[str], rows: list[list[str]]) -> list[str]:
-    out = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    out = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _unused in header) + "|"]
     out += ["| " + " | ".join(r) + " |" for r in rows]
     return out
 
