@@ -115,7 +115,7 @@ def assess(checks: list[tuple[str, Op]], results: list[OpResult], transport: dic
     if by["runtime"].error or rt is None:
         rows["runtime"] = _error("runtime", by["runtime"], "the dispatcher could not inspect its process")
     else:
-        major = str(rt.get("ps_version") or "0").split(".")[0]
+        major = str(rt.get("ps_version") or "0").split(".", maxsplit=1)[0]
         detail = (f"PowerShell {rt.get('ps_version')}, CLR {rt.get('clr_version')}, as {rt.get('user')} "
                   f"({rt.get('auth_type')} logon, AD bind: {context_bind}), peak working set "
                   f"{int(rt.get('peak_working_set') or 0) >> 20} MB")
@@ -150,7 +150,7 @@ def assess(checks: list[tuple[str, Op]], results: list[OpResult], transport: dic
     iis = by["iis_adsi"]
     rows["iis_adsi"] = (_row("iis_adsi", OK, "IIS://localhost/SMTPSVC/1 read") if iis.error is None else
                         _error("iis_adsi", iis, "IIS Admin must run and the IIS 6 ADSI provider answer for the fixes "
-                                            "that change the SMTP virtual server (the audit reads MetaBase.xml instead)"))
+                               "that change the SMTP virtual server (the audit reads MetaBase.xml instead)"))
     ev = by["eventlog"]
     if ev.error:
         rows["eventlog"] = _error("eventlog", ev, "the account must read the Application log")

@@ -290,7 +290,7 @@ def identity(snap: dict | None, inventory_name: str, fqdn: str | None = None, gr
                         (inventory_name, "inventory name")):
         if hint and not is_address(hint):
             hint = str(hint).rstrip(".")
-            return {"computer_name": hint.split(".")[0].upper(), "fqdn": hint.lower() if "." in hint else None,
+            return {"computer_name": hint.split(".", maxsplit=1)[0].upper(), "fqdn": hint.lower() if "." in hint else None,
                     "dns_domain": hint.split(".", 1)[1].lower() if "." in hint else None,
                     "source": label if label.startswith("host") else f"{label} (the host did not report its name)"}
     return {"computer_name": str(inventory_name).upper(), "fqdn": None, "dns_domain": None,

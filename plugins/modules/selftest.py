@@ -22,24 +22,31 @@ description:
   - Fails when a check the audit needs failed; the rows say which and why.
 options:
   knowledge:
-    description: Overrides merged over the knowledge file (where MetaBase.xml is, the MSI product pattern, the probe). Defaults to C(mailflow_knowledge).
+    description:
+      - Overrides merged over the knowledge file (where MetaBase.xml is, the MSI product pattern, the probe).
+        Defaults to C(mailflow_knowledge).
     type: dict
     default: {}
   target:
-    description: How peers reach this host's SMTP, for the probe of its own port 25. Defaults to C(mailflow_fqdn), else C(ansible_host), else the inventory name.
+    description:
+      - How peers reach this host's SMTP, for the probe of its own port 25. Defaults to C(mailflow_fqdn), else
+        C(ansible_host), else the inventory name.
     type: str
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
 attributes:
   check_mode:
     support: full
   diff_mode:
     support: none
   platform:
+    support: full
     platforms: windows
 notes:
   - Honours C(mailflow_ad_username) / C(mailflow_ad_password), C(mailflow_winrm_max_envelope_kb), C(mailflow_probes_per_command)
     and C(mailflow_wmi_timeout_seconds) as the audit does (docs/runner.md).
 author:
-  - mailflow contributors
+  - mailflow contributors (@mailflow)
 """
 
 EXAMPLES = r"""
@@ -56,7 +63,11 @@ rows:
   type: list
   elements: dict
   contains:
-    check: {description: "The check: stdin, request_size, runtime, registry, wmi, exchange_wmi, ldap, iis_adsi, eventlog, metabase, files, msi, services, tcp, probe.", type: str}
+    check:
+      description: >-
+        The check - stdin, request_size, runtime, registry, wmi, exchange_wmi, ldap, iis_adsi, eventlog, metabase,
+        files, msi, services, tcp, probe.
+      type: str
     what: {description: What it tries., type: str}
     needed_by: {description: C(audit) or C(fixes)., type: str}
     status: {description: "C(ok), C(warn), C(failed), C(n/a) or C(not run).", type: str}

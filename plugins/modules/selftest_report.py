@@ -25,15 +25,18 @@ options:
     description: The variable each host registered its M(mailflow.exchange.selftest) result in.
     type: str
     default: mailflow_selftest
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
 attributes:
   check_mode:
     support: full
   diff_mode:
     support: none
   platform:
+    support: full
     platforms: all
 author:
-  - mailflow contributors
+  - mailflow contributors (@mailflow)
 """
 
 EXAMPLES = r"""
