@@ -36,3 +36,35 @@ def test_every_report_of_it_is_the_approved_one(case, tmp_path):
         name = os.path.basename(path)
         with open(path, encoding="utf-8") as got, open(os.path.join(golden.CASES, case, "expected", name), encoding="utf-8") as want:
             assert got.read() == want.read(), f"{case}: {name} differs from the approved one (make golden, then read the diff)"
+
+
+def test_the_audit_builds_one_view_and_one_set_of_symptoms_per_host_and_parses_each_metabase_once(monkeypatch):
+    """Derived facts are derived once: 240 HostViews, 3 parses of each MetaBase.xml and 52 computations of the
+    symptoms for a 9-host audit, before views and symptoms were kept per fleet."""
+    from ansible_collections.mailflow.exchange.plugins.module_utils import audit, hostview, metabase
+
+    counts = {"views": 0, "parses": 0}
+    real_init, real_parse = hostview.HostView.__init__, metabase.parse
+
+    def counting_init(self, *a, **kw):
+        counts["views"] += 1
+        real_init(self, *a, **kw)
+
+    def counting_parse(*a, **kw):
+        counts["parses"] += 1
+        return real_parse(*a, **kw)
+    monkeypatch.setattr(hostview.HostView, "__init__", counting_init)
+    monkeypatch.setattr(hostview.mb, "parse", counting_parse)
+    computed = []
+    fleet = golden.fleet("demo")
+    original = fleet.derived
+
+    def counting_derived(what, name, compute):
+        return original(what, name, lambda: (computed.append((what, name)), compute())[1])
+    monkeypatch.setattr(fleet, "derived", counting_derived)
+    audit.run(fleet, generated=golden.GENERATED, check_mode=True)
+    snapshotted = [e for e in fleet if e.snapshot is not None]
+    with_metabase = [e for e in snapshotted if (e.snapshot["items"].get("metabase") or {}).get("text")]
+    assert counts["views"] == len(snapshotted)
+    assert counts["parses"] == len(with_metabase)
+    assert len(computed) == len(set(computed)) and {w for w, _ in computed} == {"events_4006", "queue_retry", "stale_messages"}
