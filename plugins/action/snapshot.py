@@ -28,13 +28,18 @@ class ActionModule(ActionBase):
             fqdn=dict(type="str"),
             knowledge=dict(type="dict", default={}),
             dest=dict(type="path"),
+            probe_only=dict(type="bool", default=False),
         ))
-        host = task_vars.get("inventory_hostname", "")
-        fqdn = args["fqdn"] or task_vars.get("mailflow_fqdn") or host
+        # Delegated (fresh probes of a changed host, run from each peer), the snapshot is the delegate's.
+        host = self._task.delegate_to or task_vars.get("inventory_hostname", "")
+        own = task_vars if host == task_vars.get("inventory_hostname") else (task_vars.get("hostvars") or {}).get(host, {})
+        fqdn = args["fqdn"] or own.get("mailflow_fqdn") or host
         computer = args["computer_name"] or fqdn.split(".")[0].upper()
         domain = fqdn.split(".", 1)[1] if "." in fqdn else fqdn
         try:
             facts = knowledge.load(args["knowledge"] or task_vars.get("mailflow_knowledge"))
+            if args["probe_only"]:  # fresh probes of changed peers after a change: nothing else is read
+                facts = dict(facts, collect={})
             peers = [self._peer(p, task_vars) for p in args["peers"]]
             peers = [p for p in peers if p["name"] != host]  # a host does not probe itself
             plan = snapshot.build_plan(facts, peers, helo=fqdn, domain=domain)

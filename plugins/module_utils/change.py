@@ -69,9 +69,31 @@ def check_change_id(change_id: Any, pattern: Any = DEFAULT_ID_PATTERN) -> str:
     if not isinstance(change_id, str):
         kind = "the number" if isinstance(change_id, (int, float)) and not isinstance(change_id, bool) else "the value"
         raise ChangeError(f"mailflow_change_id must be text, not {kind} {change_id!r} (quote it in YAML)")
-    if not rx.fullmatch(change_id):
-        raise ChangeError(f"mailflow_change_id {change_id!r} does not match mailflow_change_id_pattern {pattern}")
+    if len(change_id) > 256 or not bounded_fullmatch(rx, change_id):
+        raise ChangeError(f"mailflow_change_id {change_id[:80]!r} does not match mailflow_change_id_pattern {pattern}")
     return safe_id(change_id)
+
+
+PATTERN_SECONDS = 2.0
+
+
+def bounded_fullmatch(rx: "re.Pattern", text: str, seconds: float = PATTERN_SECONDS) -> bool:
+    """rx.fullmatch(text), in a child process given `seconds`: an operator's pattern such as ^CHG(\\d+)+$
+    backtracks exponentially on a near miss, and Python's re cannot be interrupted. ChangeError when it runs out."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("fork")
+    with ctx.Pool(1) as pool:
+        pending = pool.apply_async(_fullmatch, (rx.pattern, rx.flags, text))
+        try:
+            return pending.get(seconds)
+        except multiprocessing.TimeoutError:
+            raise ChangeError(f"mailflow_change_id_pattern {rx.pattern!r} took more than {seconds:g} s to match "
+                              f"{text!r} (nested repetition such as (\\d+)+ backtracks without end): simplify it") from None
+
+
+def _fullmatch(pattern: str, flags: int, text: str) -> bool:
+    return re.compile(pattern, flags).fullmatch(text) is not None
 
 
 def safe_id(change_id: Any) -> str:

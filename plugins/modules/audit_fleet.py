@@ -59,7 +59,8 @@ options:
   backup_dir:
     description:
       - The fix roles' backup folder. Fixes verified there whose service restart is still pending are listed
-        per host in the reports (C(pending_restart)).
+        per host in the reports (C(pending_restart)), and so are changes a lost run left unfinished
+        (C(unfinished_changes); RV(resume)).
     type: path
     default: backups
   firewalls:
@@ -108,6 +109,16 @@ reports:
   returned: always
 summary:
   description: Host count, unreachable hosts, status counts, and the present causes per host in rank order.
+  type: dict
+  returned: always
+probed_by:
+  description: Per host, the managed servers that probed it; after a change they probe it again (verify_causes).
+  type: dict
+  returned: always
+resume:
+  description:
+    - "Per host, the causes whose fixes a lost run left unfinished (C(planned), C(applied) or C(interrupted) backups):
+      fix.yml and remediate.yml run those fixes whatever the findings say, so the change is finished or restored."
   type: dict
   returned: always
 network_fixes:

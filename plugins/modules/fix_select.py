@@ -60,4 +60,9 @@ network:
   type: list
   elements: str
   returned: always
+inbound:
+  description: The causes decided from the peers' probes of a host; a change of one is verified on fresh probes.
+  type: list
+  elements: str
+  returned: always
 """
