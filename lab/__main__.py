@@ -46,7 +46,7 @@ def _control(state_dir: str, path: str, body: dict | None = None) -> dict:
 def cmd_serve(args) -> int:
     from lab.control import serve
     return serve(_scenario_path(args.scenario), args.state_dir, args.inventory_out, args.load, args.address_block,
-                 user_known_hosts=not args.no_known_hosts)
+                 user_known_hosts=not args.no_known_hosts, time_factor=args.time_factor)
 
 
 def cmd_up(args) -> int:
@@ -64,6 +64,8 @@ def cmd_up(args) -> int:
         cmd += ["--address-block", str(args.address_block)]
     if args.no_known_hosts:
         cmd += ["--no-known-hosts"]
+    if args.time_factor is not None:
+        cmd += ["--time-factor", str(args.time_factor)]
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -128,6 +130,16 @@ def cmd_demo(args) -> int:
     return run_demo(_scenario_path(args.scenario), args.state_dir, user_known_hosts=not args.no_known_hosts)
 
 
+def _time_factor(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"--time-factor: want a number above 0, got {text!r}")
+    return value
+
+
 def _known_hosts_flag(parser: argparse.ArgumentParser) -> None:
     # On by default here: `up` and `demo` start labs for Ansible to drive, and its libssh reads no other file.
     parser.add_argument("--no-known-hosts", action="store_true",
@@ -146,6 +158,9 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--inventory-out", help="write an Ansible inventory for the lab here")
         p.add_argument("--load", help="start from a state dump instead of the scenario's initial state")
         p.add_argument("--address-block", type=int, help="move the hosts to 127.N.y.z (several labs of one scenario at once)")
+        p.add_argument("--time-factor", type=_time_factor,
+                       help="run the SMTP services' retry schedules N times faster than real time "
+                            "(default: the scenario's time_factor, else 1; lab/README.md)")
         _known_hosts_flag(p)
         p.add_argument("--state-dir", default=argparse.SUPPRESS)
         p.set_defaults(fn=fn)

@@ -16,6 +16,7 @@ from lab.scenario import dump_state, load_scenario, load_state
 def status(lab_: Lab) -> dict:
     return {
         "hosts": {h.name: {"address": h.address, "fqdn": h.fqdn, "ports": h.ports} for h in lab_.fleet.hosts.values()},
+        "time_factor": lab_.fleet.time_factor,
         "devices": {d["name"]: {"kind": d["kind"], "address": d.get("address"), "ports": d.get("ports")}
                     for d in lab_.fleet.network.get("devices", [])},
         "counters": lab_.metrics.snapshot(),
@@ -25,9 +26,9 @@ def status(lab_: Lab) -> dict:
 
 
 def serve(scenario: str, state_dir: str, inventory_out: str | None, load: str | None, address_block: int | None = None,
-          user_known_hosts: bool = True) -> int:
+          user_known_hosts: bool = True, time_factor: float | None = None) -> int:
     fleet = load_state(load) if load else load_scenario(scenario, address_block=address_block)
-    lab_ = Lab(fleet, state_dir, user_known_hosts=user_known_hosts).start()
+    lab_ = Lab(fleet, state_dir, user_known_hosts=user_known_hosts, time_factor=time_factor).start()
     if inventory_out:
         lab_.write_inventory(inventory_out)
     stop = threading.Event()

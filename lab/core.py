@@ -20,7 +20,9 @@ from lab.network import serves_ssh
 from lab.runtime import Metrics
 from lab.services import ServiceError, ServiceManager
 from lab.smtp.blackhole import Blackhole
+from lab.smtp.delivery import DeliveryEngine
 from lab.smtp.probe import probe_many
+from lab.smtp.schedule import LabClock
 from lab.smtp.server import SmtpListener
 from lab.state import FleetState, HostState
 from lab.wsman.server import WinRMListener
@@ -34,11 +36,19 @@ _WMI_SERVICE_CODES = {1058: 14, 1060: 5, 1051: 3, 1056: 10}
 
 
 class Lab:
-    def __init__(self, fleet: FleetState, workdir: str, user_known_hosts: str | bool = False) -> None:
+    def __init__(self, fleet: FleetState, workdir: str, user_known_hosts: str | bool = False,
+                 time_factor: float | None = None, mail_flow: bool = True) -> None:
         """user_known_hosts: where else the lab lists its devices' SSH host keys while it runs, for Ansible's
         libssh (lab.netdev.keys says why): False (the default) nowhere but <workdir>/ssh/known_hosts, True the
         running user's ~/.ssh/known_hosts, a path that file. Opt-in, since it edits a file of the user's:
-        `python -m lab up`/`demo` and the test fixtures whose labs Ansible drives turn it on."""
+        `python -m lab up`/`demo` and the test fixtures whose labs Ansible drives turn it on.
+        time_factor: how much faster than real time mail delivery retries (default: the scenario's, else 1).
+        mail_flow: False keeps every queue where it is (no delivery engine), for tests that compare the fleet's
+        state before and after something that must not change it."""
+        self.mail_flow = mail_flow
+        if time_factor is not None:
+            fleet.time_factor = float(time_factor)
+        self.clock = LabClock(fleet.time_factor)
         self.fleet = fleet
         self.workdir = workdir
         os.makedirs(workdir, exist_ok=True)
@@ -49,6 +59,7 @@ class Lab:
         self.smtp: dict[str, SmtpListener] = {}
         self.ssh: dict[str, SshListener] = {}
         self.blackhole: Blackhole | None = None
+        self.delivery: DeliveryEngine | None = None
         self.ssh_dir = os.path.abspath(os.path.join(workdir, "ssh"))
         self.known_hosts_path = os.path.join(self.ssh_dir, "known_hosts")
         self.ssh_config_path = os.path.join(self.ssh_dir, "ssh_config")
@@ -61,14 +72,19 @@ class Lab:
         try:
             self._start_listeners()
             self._start_devices()
+            if self.mail_flow:  # last: its first attempts go to listeners that are up
+                self.delivery = DeliveryEngine(self.fleet, self.metrics, self.services.start_count, self.blackhole,
+                                               self.clock).start()
         except BaseException:  # e.g. keys.KnownHostsConflict, a port in use: close what is listening already
             self.stop()
             raise
         return self
 
     def _start_listeners(self) -> None:
+        self.blackhole = Blackhole(BLACKHOLE_ADDRESS, 0)  # any free port: several labs may run at once
+        self.blackhole.start()
         for host in self.fleet.hosts.values():
-            listener = SmtpListener(self.fleet, self.metrics, host.name)
+            listener = SmtpListener(self.fleet, self.metrics, host.name, delivery=self)
             listener.start()
             self.smtp[host.name] = listener
             if not host.winrm:
@@ -78,8 +94,6 @@ class Lab:
                 w = WinRMListener(self.fleet, self.metrics, host.name, self.execute, scheme=scheme, ssl_context=ctx)
                 w.start()
                 self.winrm.append(w)
-        self.blackhole = Blackhole(BLACKHOLE_ADDRESS, 0)  # any free port: several labs may run at once
-        self.blackhole.start()
 
     def _start_devices(self) -> None:
         """Every device's running config as a saved file; an SSH CLI for each IOS device with an address."""
@@ -99,6 +113,9 @@ class Lab:
             keys.trust(self.user_known_hosts, known, keys.lab_tag(self.workdir))
 
     def stop(self) -> None:
+        if self.delivery is not None:
+            self.delivery.stop()  # first: its sessions end before the listeners they talk to
+            self.delivery = None
         for w in self.winrm:
             w.stop()
         for s in self.smtp.values():
@@ -145,6 +162,15 @@ class Lab:
         listener = self.smtp.get(host_name)
         if listener is not None:
             listener.refresh()
+        self.notify(host_name)
+
+    # -- what the listeners ask of mail delivery (it starts after them, and stops before them)
+    def notify(self, host_name: str) -> None:
+        if self.delivery is not None:
+            self.delivery.notify(host_name)
+
+    def is_delivery(self, peer: tuple[str, int]) -> bool:
+        return self.delivery is not None and self.delivery.is_delivery(peer)
 
     def derived_wmi(self, host: HostState) -> dict[str, list[dict]]:
         """root\\cimv2 classes Windows computes from state kept elsewhere."""

@@ -20,7 +20,10 @@ class HostCounters:
     winrm_commands: int = 0
     command_line_lengths: list[int] = field(default_factory=list)
     overlong_command_lines: int = 0
-    smtp_sessions: int = 0
+    smtp_sessions: int = 0  # SMTP sessions accepted from clients other than the lab's own mail delivery
+    delivery_sessions: int = 0  # SMTP sessions accepted from another lab host delivering mail (lab/smtp/delivery.py)
+    delivery_attempts: int = 0  # outgoing delivery sessions this host's SMTP service tried
+    messages_delivered: int = 0  # queued messages this host handed to a next hop
     service_restarts: dict[str, int] = field(default_factory=dict)
     processes: list[list[str]] = field(default_factory=list)  # run_process argv, program first
     reboots: int = 0  # reboots a program would have done (msiexec without REBOOT=ReallySuppress)

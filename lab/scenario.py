@@ -201,7 +201,8 @@ def load_scenario_data(
         ad.put(dn, _clean_attrs(attrs))
     for name, spec in merged.items():
         _add_host_ad(ad, name, spec.get("ad") or {}, organization, f"{source}: host {name}")
-    return FleetState(hosts=hosts, ad=ad, network=lab_network.build(data.get("network") or {}))
+    return FleetState(hosts=hosts, ad=ad, network=lab_network.build(data.get("network") or {}),
+                      time_factor=float(data.get("time_factor", 1.0)))
 
 
 def _dns_domain(organization: dict | None) -> str | None:
@@ -377,7 +378,8 @@ def fleet_to_plain(fleet: FleetState) -> dict:
             }
             for h in fleet.hosts.values()
         }
-        return {"hosts": hosts, "network": copy.deepcopy(fleet.network), "ad_objects": fleet.ad.to_plain()}
+        return {"hosts": hosts, "network": copy.deepcopy(fleet.network), "ad_objects": fleet.ad.to_plain(),
+                "time_factor": fleet.time_factor}
 
 
 def fleet_from_plain(plain: dict, source: str = "<state>") -> FleetState:

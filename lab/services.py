@@ -159,6 +159,13 @@ class ServiceManager:
         # of them completes a restart, however the stop and start were issued
         # (one restart call, or `net stop` and `net start` in two commands).
         self._awaiting_restart: set[tuple[str, str]] = set()
+        # How often each (host, service) has started in this lab: what a service reads only as it starts
+        # (SMTPSVC's queue folder and GlitchRetrySeconds, lab/smtp/delivery.py) is read again when this moves.
+        self._starts: dict[tuple[str, str], int] = {}
+
+    def start_count(self, host_name: str, name: str) -> int:
+        with self.fleet.lock:
+            return self._starts.get((host_name.lower(), name.lower()), 0)
 
     # -- public API
     def start(self, host_name: str, name: str) -> None:
@@ -236,6 +243,7 @@ class ServiceManager:
             # DS2MB runs as SMTP comes up, before it serves mail.
             run_ds2mb(self.fleet, host)
         svc.state = "running"
+        self._starts[(host.name.lower(), svc.name.lower())] = self._starts.get((host.name.lower(), svc.name.lower()), 0) + 1
         if (host.name, svc.name.lower()) in self._awaiting_restart:
             self._awaiting_restart.discard((host.name, svc.name.lower()))
             self._count_restart(host, svc)

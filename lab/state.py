@@ -285,10 +285,11 @@ class ActiveDirectory:
         return previous
 
     def search(self, base: str, object_class: str | None = None) -> list[tuple[str, dict[str, list]]]:
+        """Objects at or under base ("" for every object), optionally of one class."""
         nbase = self.norm(base)
         out = []
         for low, (dn, attrs) in sorted(self._objects.items()):
-            if low == nbase or low.endswith("," + nbase):
+            if not nbase or low == nbase or low.endswith("," + nbase):
                 classes = [c.lower() for c in attrs.get("objectClass", [])]
                 if object_class is None or object_class.lower() in classes:
                     out.append((dn, attrs))
@@ -305,6 +306,9 @@ class FleetState:
     # blocked: [[a, b]]; devices: [{name, kind, config, startup_config, paths: [[a, b]], segments?, address?,
     # ports?, username?, password?}] (lab.network fills paths from segments; lab.netdev edits config)
     network: dict
+    # Not Windows state: how much faster than real time the lab's SMTP services run their retry schedules
+    # (scenario key time_factor, `python -m lab up --time-factor`; lab/smtp/schedule.py).
+    time_factor: float = 1.0
     lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
 
     def host(self, name: str) -> HostState:

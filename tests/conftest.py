@@ -13,7 +13,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEMO = os.path.join(ROOT, "lab", "scenarios", "demo.yml")
 # 127.<block>.x.y: one block per running lab, so labs never share an address. Each pytest-xdist worker has
 # its own range (gw0: 101-177, gw1: 178-254); within it the PID spreads concurrent test runs apart. Blocks are
-# reused round-robin: a test's labs are stopped before the next test starts.
+# reused round-robin (a test's labs are stopped before the next test starts), all but the shared demo lab's.
 # MAILFLOW_TEST_BLOCKS=LO-HI gives this run its own range instead (two checkouts tested at once on one
 # machine); it is split between the two workers the same way.
 _WORKER = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0")[2:] or 0) % 2
@@ -33,13 +33,16 @@ def _block_range() -> tuple[int, int, int]:
 
 
 _FIRST, _SIZE, _SPREAD = _block_range()
-_BLOCKS = (_FIRST + (_SPREAD + n) % _SIZE for n in itertools.count())
+# The session's shared demo lab keeps its block for the whole session; the round-robin skips it, or a test
+# lab that comes round to it would find its addresses taken.
+_DEMO_BLOCK = _FIRST + _SPREAD % _SIZE
+_BLOCKS = (b for n in itertools.count() for b in [_FIRST + (_SPREAD + 1 + n) % _SIZE] if b != _DEMO_BLOCK or _SIZE == 1)
 
 
-def relocate(data: dict) -> dict:
+def relocate(data: dict, block: int | None = None) -> dict:
     """The same scenario on a fresh 127.<n>.x.y block (hosts and network devices)."""
     data = copy.deepcopy(data)
-    block = next(_BLOCKS)
+    block = block if block is not None else next(_BLOCKS)
     for item in [*data["hosts"].values(), *((data.get("network") or {}).get("devices") or [])]:
         if "address" in item:
             item["address"] = re.sub(r"^127\.\d+\.", f"127.{block}.", item["address"])
@@ -53,17 +56,20 @@ def demo_data() -> dict:
 
 @pytest.fixture
 def lab_factory(tmp_path):
-    """start(data) -> a running Lab for that scenario data (relocated)."""
+    """start(data, mail_flow=False) -> a running Lab for that scenario data (relocated).
+
+    Mail flow (lab/smtp/delivery.py) is opt-in here: most tests compare the fleet's state before and after
+    something that must not change it, and delivery changes queues, links and events on its own."""
     from lab.core import Lab
     from lab.scenario import load_scenario_data
 
     started = []
 
-    def start(data: dict, relocate_addresses: bool = True):
+    def start(data: dict, relocate_addresses: bool = True, mail_flow: bool = False):
         data = relocate(data) if relocate_addresses else data
         fleet = load_scenario_data(data, source="<test>")
         # Ansible drives these labs' IOS devices over libssh, which checks host keys against ~/.ssh/known_hosts only.
-        lab_ = Lab(fleet, str(tmp_path / f"lab{len(started)}"), user_known_hosts=True).start()
+        lab_ = Lab(fleet, str(tmp_path / f"lab{len(started)}"), user_known_hosts=True, mail_flow=mail_flow).start()
         started.append(lab_)
         return lab_
 
@@ -78,8 +84,9 @@ def demo_lab(tmp_path_factory):
     from lab.core import Lab
     from lab.scenario import load_scenario_data
 
-    fleet = load_scenario_data(relocate(demo_data()), source=DEMO)
-    lab_ = Lab(fleet, str(tmp_path_factory.mktemp("demo-lab")), user_known_hosts=True).start()  # as lab_factory
+    fleet = load_scenario_data(relocate(demo_data(), _DEMO_BLOCK), source=DEMO)
+    # As lab_factory; its state must not move under the tests that read it, so no mail flows.
+    lab_ = Lab(fleet, str(tmp_path_factory.mktemp("demo-lab")), user_known_hosts=True, mail_flow=False).start()
     yield lab_
     lab_.stop()
 

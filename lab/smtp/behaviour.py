@@ -102,7 +102,7 @@ def read_metabase(host: HostState) -> dict[str, dict[str, str]] | None:
         return None
 
 
-def _vs_property(metabase: dict | None, name: str, inherit: bool = False) -> str | None:
+def vs_property(metabase: dict | None, name: str, inherit: bool = False) -> str | None:
     """A property of virtual server 1, optionally inherited from /LM/SmtpSvc."""
     if metabase is None:
         return None
@@ -115,8 +115,23 @@ def _vs_property(metabase: dict | None, name: str, inherit: bool = False) -> str
     return None
 
 
+# Where virtual server 1 keeps its folders when the metabase does not say: Exchange moves them under
+# Exchsrvr\Mailroot\vsi 1 (ESM help "Mailroot Directory and Default Directories"), Windows SMTP keeps
+# them under Inetpub\mailroot (KB 934709).
+_EXCHANGE_MAILROOT = r"C:\Program Files\Exchsrvr\Mailroot\vsi 1"
+_IIS_MAILROOT = r"C:\Inetpub\mailroot"
+_FOLDERS = {"QueueDirectory": "Queue", "BadMailDirectory": "BadMail", "DropDirectory": "Drop",
+            "PickupDirectory": "PickUp"}
+
+
+def vs_directory(host: HostState, metabase: dict | None, name: str) -> str:
+    """Virtual server 1's QueueDirectory, BadMailDirectory, DropDirectory or PickupDirectory."""
+    root = _EXCHANGE_MAILROOT if host.registry.key_exists(EXCHANGE_SETUP_KEY) else _IIS_MAILROOT
+    return (vs_property(metabase, name) or root + "\\" + _FOLDERS[name]).rstrip("\\")
+
+
 def _inbound_options(metabase: dict | None) -> int:
-    raw = _vs_property(metabase, "SmtpInboundCommandSupportOptions", inherit=True)
+    raw = vs_property(metabase, "SmtpInboundCommandSupportOptions", inherit=True)
     try:
         return int(raw, 0) if raw is not None else DEFAULT_INBOUND_OPTIONS
     except ValueError:
@@ -130,7 +145,7 @@ def _rfc822_now() -> str:
 def _iis_profile(host: HostState) -> dict:
     metabase = read_metabase(host)
     version = _IIS_SMTP_VERSION.get(str(host.os.get("version", "5.2"))[:3], _IIS_SMTP_VERSION["5.2"])
-    custom = _vs_property(metabase, "ConnectResponse")
+    custom = vs_property(metabase, "ConnectResponse")
     if custom is None:
         banner = f"220 {host.fqdn} Microsoft ESMTP MAIL Service, Version: {version} ready at {_rfc822_now()}"
     else:
@@ -155,14 +170,11 @@ def _iis_profile(host: HostState) -> dict:
         *(_EXCHANGE_ROUTING_VERBS if sinks_loaded else ()),
         "OK",
     )
-    default_queue = (
-        r"C:\Program Files\Exchsrvr\Mailroot\vsi 1\Queue" if exchange else r"C:\Inetpub\mailroot\Queue"
-    )
     return {
         "banner": banner,
         "ehlo_verbs": verbs,
         "chunking": bool(options & _CHUNKING),
-        "queue_dir": _vs_property(metabase, "QueueDirectory") or default_queue,
+        "queue_dir": vs_directory(host, metabase, "QueueDirectory"),
         "software_version": f"Microsoft SMTPSVC({version})",
     }
 

@@ -24,13 +24,16 @@ ACCEPT_BACKLOG = 64
 
 
 class SmtpListener:
-    def __init__(self, fleet: FleetState, metrics: Metrics, host_name: str) -> None:
+    def __init__(self, fleet: FleetState, metrics: Metrics, host_name: str, delivery=None) -> None:
+        """delivery: the lab's DeliveryEngine (lab/smtp/delivery.py), told when mail arrives and asked which
+        sessions are its own (counted as delivery_sessions, not smtp_sessions)."""
         self.fleet = fleet
         self.metrics = metrics
         self.host_name = host_name
+        self.delivery = delivery
         # Greylisting memory is the peer software's runtime state, not
         # Windows state: it survives refreshes but not a new listener.
-        self.greylist = Greylist()
+        self.greylist = Greylist(getattr(fleet, "time_factor", 1.0))
         self._started = False
         self._lock = threading.Lock()  # serialises start/stop/refresh
         self._mode: ListenMode | None = None
@@ -115,7 +118,8 @@ class SmtpListener:
                 conn, peer = server.accept()
             except OSError:
                 return  # listener closed
-            self.metrics.bump(self.host_name, "smtp_sessions")
+            own = self.delivery is not None and self.delivery.is_delivery(peer)
+            self.metrics.bump(self.host_name, "delivery_sessions" if own else "smtp_sessions")
             with self._sessions_lock:
                 self._sessions.add(conn)
             threading.Thread(target=self._serve, args=(conn, peer[0]),
@@ -138,6 +142,8 @@ class SmtpListener:
             with self.fleet.lock:
                 host = self.fleet.host(self.host_name)
                 host.files.write(queue_dir.rstrip("\\") + "\\" + file_name, message, mtime)
+            if self.delivery is not None:
+                self.delivery.notify(self.host_name)  # SMTP takes up what it has just queued
         return deliver
 
 

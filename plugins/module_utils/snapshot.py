@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import base64
 import re
+import secrets
+import string
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -47,13 +49,24 @@ def _op_for(item_id: str, item: dict, since_iso: str) -> Op:
     raise PlanError(f"knowledge collect.{item_id}: operation {op!r} cannot be used in a snapshot")
 
 
-def build_plan(knowledge: dict, peers: list[dict], helo: str, domain: str, now: datetime | None = None) -> list[tuple[str, Op]]:
+def probe_run_id() -> str:
+    """A new probe sender's tag: 16 lower-case letters (no digits, '+' or '=' a greylister might fold away)."""
+    return "".join(secrets.choice(string.ascii_lowercase) for _ in range(16))
+
+
+def build_plan(knowledge: dict, peers: list[dict], helo: str, domain: str, now: datetime | None = None,
+               run_id: str | None = None) -> list[tuple[str, Op]]:
     """[(item id, Op)]: every knowledge item, then one SMTP probe per peer.
 
-    peers: [{"name": inventory name, "target": fqdn or [ip]}]; helo: this host's FQDN.
+    peers: [{"name": inventory name, "target": fqdn or [ip]}]; helo: this host's FQDN. run_id fills {run} in the
+    probe's sender (default: a new one, so no earlier probe's triplet can have been whitelisted by a greylister).
     """
     if len(peers) > MAX_PEERS:
         raise PlanError(f"{len(peers)} peers is more than one snapshot probes ({MAX_PEERS})")
+    if peers and "{run}" not in str(knowledge["probe"].get("mail_from", "")):
+        raise PlanError("knowledge probe.mail_from must contain {run}: with one sender for every audit, a greylisting "
+                        "peer whitelists the probe's triplet and the next audit no longer sees greylisting")
+    run = run_id or probe_run_id()
     now = now or datetime.now(timezone.utc)
     plan: list[tuple[str, Op]] = []
     for item_id, item in knowledge["collect"].items():
@@ -64,8 +77,8 @@ def build_plan(knowledge: dict, peers: list[dict], helo: str, domain: str, now: 
     for peer in peers:
         target = str(peer.get("target") or peer["name"])
         peer_domain = target.split(".", 1)[1] if "." in target and not target.startswith("[") else domain
-        words = {"EHLO name": helo, "MAIL FROM": probe["mail_from"].format(domain=domain, peer_domain=peer_domain),
-                 "RCPT TO": probe["rcpt_to"].format(domain=domain, peer_domain=peer_domain), "target": target}
+        words = {"EHLO name": helo, "MAIL FROM": probe["mail_from"].format(domain=domain, peer_domain=peer_domain, run=run),
+                 "RCPT TO": probe["rcpt_to"].format(domain=domain, peer_domain=peer_domain, run=run), "target": target}
         for what, text in words.items():
             # Each goes on an SMTP command line (or names the peer): a space or control character would end it
             # and start another command, and a read-only audit must never carry one.

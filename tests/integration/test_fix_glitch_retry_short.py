@@ -73,8 +73,8 @@ def test_restart_when_allowed_keeps_the_queued_mail(lab, tmp_path):
     counters = lab.metrics.snapshot()["EXCH05"]
     assert counters["service_restarts"].get("SMTPSVC") == 1
     assert counters["winrm_commands"] == 3  # read; apply; restart + verifying read
-    assert sorted(p for p, _ in lab.fleet.host("EXCH05").files.listdir(queue)) == before and len(before) == 2
-    assert "queue_before: 2" in proc.stdout and "queue_after: 2" in proc.stdout
+    assert sorted(p for p, _ in lab.fleet.host("EXCH05").files.listdir(queue)) == before and len(before) == 3
+    assert "queue_before: 3" in proc.stdout and "queue_after: 3" in proc.stdout
 
 
 def test_failed_verification_is_restored_from_the_backup(lab, tmp_path):

@@ -130,7 +130,7 @@ def test_up_and_demo_list_the_keys_in_known_hosts_unless_told_not_to(monkeypatch
     from lab import __main__ as lab_cli
     seen = []
     monkeypatch.setattr(lab.demo, "run_demo", lambda scenario, state_dir, user_known_hosts: seen.append(user_known_hosts))
-    monkeypatch.setattr(lab.control, "serve", lambda *args, user_known_hosts: seen.append(user_known_hosts))
+    monkeypatch.setattr(lab.control, "serve", lambda *args, user_known_hosts, **_: seen.append(user_known_hosts))
     for argv in (["demo"], ["demo", "--no-known-hosts"], ["serve"], ["serve", "--no-known-hosts"]):
         lab_cli.main(argv)
     assert seen == [True, False, True, False]

@@ -106,7 +106,9 @@ def regenerate_demo(case: str = "demo", block: int = 250) -> str:
     folder = os.path.join(CASES, case)
     try:
         scenario = os.path.join(ROOT, "lab", "scenarios", "demo.yml")
-        with Lab(load_scenario(scenario, address_block=block), os.path.join(work, "lab"), user_known_hosts=True) as lab_:
+        # No mail flows: the case is the scenario as written, not a moment of its deliveries.
+        with Lab(load_scenario(scenario, address_block=block), os.path.join(work, "lab"), user_known_hosts=True,
+                 mail_flow=False) as lab_:
             inventory = lab_.inventory()
             inv_path = os.path.join(work, "hosts.yml")
             lab_.write_inventory(inv_path)
