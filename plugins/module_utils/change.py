@@ -38,6 +38,7 @@ REQUIRED = {
     "restart": ("host", "services", "ok"),
     "verify": ("host", "ok"),
     "rollback": ("host", "ok"),
+    "drain": ("host", "links", "drained"),
     "not_reached": ("host", "reason"),
     "run_finished": ("done", "not_reached"),
 }
@@ -304,7 +305,8 @@ def check_event(event: Any) -> dict:
 
 
 def summarise(events: list[dict]) -> dict:
-    """{host: {status, causes, plan, fixes, restarts, verifications, rollbacks, not_reached}} from the events, in order.
+    """{host: {status, causes, plan, fixes, restarts, verifications, rollbacks, drains, not_reached}} from the events,
+    in order.
 
     Status: planned -> changed | unchanged | failed | rolled_back | not_reached. A change wins over "nothing to
     change"; a failure (fix failed or interrupted, a failed restart or verification, a host that became
@@ -317,7 +319,7 @@ def summarise(events: list[dict]) -> dict:
 
     def host(name: str) -> dict:
         return hosts.setdefault(name, {"status": None, "run": run, "causes": [], "plan": None, "fixes": [], "restarts": [],
-                                       "verifications": [], "rollbacks": [], "not_reached": None})
+                                       "verifications": [], "rollbacks": [], "drains": [], "not_reached": None})
 
     def mark(h: dict, status: str) -> None:
         h["status"], h["run"] = status, run
@@ -362,6 +364,8 @@ def summarise(events: list[dict]) -> dict:
             h["restarts" if kind == "restart" else "verifications"].append(details)
             if e.get("ok") is False:
                 mark(h, "failed")
+        elif kind == "drain":  # what the mail did after the change: a report, never a status
+            h["drains"].append(details)
         elif kind == "rollback":
             h["rollbacks"].append(details)
             mark(h, "rolled_back" if e.get("ok", True) else "failed")
