@@ -120,8 +120,10 @@ def cmd_generate(args) -> int:
 def cmd_pin(_args) -> int:
     """Print the hashes lab/shell/powershell.py must pin after a reviewed change."""
     from ansible_collections.mailflow.exchange.plugins.module_utils import psrunner
-    from lab.shell.powershell import sha256
-    print(json.dumps({"bootstrap": sha256(psrunner.bootstrap_script()), "dispatcher": sha256(psrunner.dispatcher_script())}, indent=1))
+    from lab.shell.powershell import as_received, sha256
+    # The dispatcher as the bootstrap rebuilds it from $input's lines (LF-joined), which is what the lab hashes.
+    print(json.dumps({"bootstrap": sha256(psrunner.bootstrap_script()),
+                      "dispatcher": sha256(as_received(psrunner.dispatcher_script()))}, indent=1))
     return 0
 
 

@@ -26,13 +26,14 @@ from lab.smtp.schedule import LabClock
 from lab.smtp.server import SmtpListener
 from lab.state import FleetState, HostState
 from lab.wsman.server import WinRMListener
+from lab.wsman.shells import Logon
 
 # Where the simulated network sends SYNs it drops (a listener whose accept
 # queue is kept full, so connects really time out).
 BLACKHOLE_ADDRESS = "127.255.255.254"
 
 # Win32_Service.StartService/StopService return values (MSDN Win32_Service).
-_WMI_SERVICE_CODES = {1058: 14, 1060: 5, 1051: 3, 1056: 10}
+_WMI_SERVICE_CODES = {1058: 14, 1060: 5, 1051: 3, 1056: 10, 1061: 5}
 
 
 class Lab:
@@ -135,8 +136,9 @@ class Lab:
         self.stop()
 
     # -- what hosts do
-    def execute(self, host_name: str, command_line: str, stdin: bytes) -> tuple[bytes, bytes, int]:
-        return shell.execute(self, host_name, command_line, stdin)
+    def execute(self, host_name: str, command_line: str, stdin: bytes, logon: Logon | None = None) -> tuple[bytes, bytes, int]:
+        """Run a command line as WinRS would; logon: how its shell's user logged on (default a local logon)."""
+        return shell.execute(self, host_name, command_line, stdin, logon or Logon())
 
     def probe(self, src_host: str, targets: list[dict]) -> list[dict]:
         return probe_many(self.fleet, src_host, targets, blackhole=self.blackhole)

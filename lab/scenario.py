@@ -25,7 +25,7 @@ import yaml
 from lab import firewall, metabase
 from lab import network as lab_network
 from lab.scenario_schema import ScenarioError, error_lines, raise_if_any, read_yaml, validate, validate_document
-from lab.state import ActiveDirectory, FleetState, Filesystem, HostState, Registry, Service, normalize_key
+from lab.state import WINRM2_DEFAULTS, ActiveDirectory, FleetState, Filesystem, HostState, Registry, Service, normalize_key
 
 __all__ = [
     "ScenarioError", "Templates", "deep_merge", "dump_state", "fleet_from_plain", "fleet_to_plain",
@@ -143,6 +143,9 @@ def _resolve_times(host: dict, now: datetime) -> None:
             spec["mtime"] = _resolve_time(spec["mtime"], now)
     for event in host.get("events") or []:
         event["time"] = _resolve_time(event["time"], now)
+    for log in (host.get("event_logs") or {}).values():
+        if log and "oldest" in log:
+            log["oldest"] = _resolve_time(log["oldest"], now)
     for classes in (host.get("wmi") or {}).values():
         for instances in classes.values():
             for inst in instances:
@@ -272,7 +275,7 @@ def _build_host(name: str, spec: dict, dns_domain: str | None) -> HostState:
         files.write(path, file_spec["text"], file_spec["mtime"])
     for path, file_spec in (spec.get("files") or {}).items():  # after the metabase, so explicit files win
         data = bytes.fromhex(file_spec["hex"]) if "hex" in file_spec else file_spec.get("text", "")
-        files.write(path, data, file_spec["mtime"])
+        files.write(path, data, file_spec["mtime"], bool(file_spec.get("transient")))
     host = HostState(
         name=name,
         fqdn=fqdn,
@@ -284,7 +287,7 @@ def _build_host(name: str, spec: dict, dns_domain: str | None) -> HostState:
         files=files,
         services={
             key: Service(key, svc["display_name"], svc.get("state", "running"), svc.get("start_mode", "auto"),
-                         list(svc.get("depends_on", [])))
+                         list(svc.get("depends_on", [])), svc.get("stop_seconds", 0))
             for key, svc in (spec.get("services") or {}).items()
         },
         events=copy.deepcopy(spec.get("events") or []),
@@ -293,6 +296,11 @@ def _build_host(name: str, spec: dict, dns_domain: str | None) -> HostState:
         smtp_engine=copy.deepcopy(spec.get("smtp_engine") or {}),
         system_root=system_root,
         ports={**DEFAULT_PORTS, **(spec.get("ports") or {})},
+        winrm_config={**WINRM2_DEFAULTS, **(spec.get("winrm_config") or {})},
+        windows_components=dict(spec.get("windows_components") or {}),
+        event_logs=copy.deepcopy({k: v for k, v in (spec.get("event_logs") or {}).items() if v}),
+        registry_unreadable=list(spec.get("registry_unreadable") or []),
+        wmi_unresponsive=list(spec.get("wmi_unresponsive") or []),
     )
     host.winrm = spec.get("winrm", True)
     if not host.winrm:
@@ -372,9 +380,13 @@ def fleet_to_plain(fleet: FleetState) -> dict:
                 "system_root": h.system_root,
                 "registry": h.registry.to_plain(), "files": h.files.to_plain(),
                 "services": {key: {"display_name": s.display_name, "state": s.state, "start_mode": s.start_mode,
-                                   "depends_on": list(s.depends_on)} for key, s in h.services.items()},
+                                   "depends_on": list(s.depends_on),
+                                   **({"stop_seconds": s.stop_seconds} if s.stop_seconds else {})}
+                             for key, s in h.services.items()},
                 **copy.deepcopy({"events": h.events, "wmi": h.wmi, "tcp_connections": h.tcp_connections,
-                                 "smtp_engine": h.smtp_engine}),
+                                 "smtp_engine": h.smtp_engine, "winrm_config": h.winrm_config,
+                                 "windows_components": h.windows_components, "event_logs": h.event_logs,
+                                 "registry_unreadable": h.registry_unreadable, "wmi_unresponsive": h.wmi_unresponsive}),
             }
             for h in fleet.hosts.values()
         }

@@ -11,6 +11,7 @@ never touched: stopping a service loses nothing that is on disk.
 """
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Callable
 
@@ -27,6 +28,7 @@ _START_VALUE = {"auto": 2, "manual": 3, "disabled": 4}
 ERROR_SERVICE_ALREADY_RUNNING = 1056
 ERROR_SERVICE_DISABLED = 1058
 ERROR_SERVICE_DOES_NOT_EXIST = 1060
+ERROR_SERVICE_CANNOT_ACCEPT_CTRL = 1061
 ERROR_SERVICE_NOT_ACTIVE = 1062
 ERROR_SERVICE_DEPENDENCY_FAIL = 1068
 ERROR_SERVICE_DEPENDENCY_DELETED = 1075
@@ -38,6 +40,7 @@ _MESSAGES = {
         "has no enabled devices associated with it."
     ),
     ERROR_SERVICE_DOES_NOT_EXIST: "The specified service does not exist as an installed service.",
+    ERROR_SERVICE_CANNOT_ACCEPT_CTRL: "The service cannot accept control messages at this time.",
     ERROR_SERVICE_NOT_ACTIVE: "The service has not been started.",
     ERROR_SERVICE_DEPENDENCY_FAIL: "The dependency service or group failed to start.",
     ERROR_SERVICE_DEPENDENCY_DELETED: "The dependency service does not exist or has been marked for deletion.",
@@ -233,6 +236,8 @@ class ServiceManager:
             # The caller asked for svc itself: 1058. For a dependency the SCM
             # reports 1068 on the service that was asked for.
             raise ServiceError(ERROR_SERVICE_DISABLED if not chain else ERROR_SERVICE_DEPENDENCY_FAIL)
+        if svc.stop_pending:  # still in STOP_PENDING: the SCM refuses controls until it has stopped
+            raise ServiceError(ERROR_SERVICE_CANNOT_ACCEPT_CTRL if not chain else ERROR_SERVICE_DEPENDENCY_FAIL)
         for dep in dependencies(host, svc):
             if dep.state != "running":
                 try:
@@ -257,6 +262,8 @@ class ServiceManager:
                 stopped.extend(self._stop(host, dependent))
         if svc.state == "running":
             svc.state = "stopped"
+            # A service that takes time to stop reports Stop Pending until then (Service.win32).
+            svc.stopping_until = time.time() + float(svc.stop_seconds or 0)
             self._awaiting_restart.add((host.name, svc.name.lower()))
             stopped.append(svc)
             if svc.name.upper() in _SMTP_CLIENT_SERVICES:

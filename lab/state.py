@@ -15,8 +15,12 @@ from __future__ import annotations
 
 import copy
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any, Iterator
+
+# WinRM 2.0's defaults (winrm get winrm/config on Windows Server 2003 with KB968930; docs/runner.md cites them).
+WINRM2_DEFAULTS = {"MaxEnvelopeSizekb": 150, "MaxMemoryPerShellMB": 150, "MaxTimeoutms": 60000}
 
 # Present when Exchange 4.0-2003 is installed (Q147374).
 EXCHANGE_SETUP_KEY = r"HKLM\SOFTWARE\Microsoft\Exchange\Setup"
@@ -146,6 +150,9 @@ class Registry:
 class File:
     data: bytes
     mtime: str  # ISO 8601 UTC, e.g. 2026-11-20T10:00:00Z
+    # Another process deletes it moments after it appears (SMTP delivering a queue file): a directory listing
+    # names it, a read of its details finds it gone, and it is gone after that.
+    transient: bool = False
 
 
 class Filesystem:
@@ -162,11 +169,11 @@ class Filesystem:
         entry = self._files.get(self.norm(path).lower())
         return entry[1] if entry else None
 
-    def write(self, path: str, data: bytes | str, mtime: str) -> None:
+    def write(self, path: str, data: bytes | str, mtime: str, transient: bool = False) -> None:
         if isinstance(data, str):
             data = data.encode("utf-8")
         p = self.norm(path)
-        self._files[p.lower()] = (p, File(data, mtime))
+        self._files[p.lower()] = (p, File(data, mtime, transient))
 
     def delete(self, path: str) -> bool:
         return self._files.pop(self.norm(path).lower(), None) is not None
@@ -190,6 +197,8 @@ class Filesystem:
                 out[orig] = {"text": f.data.decode("utf-8"), "mtime": f.mtime}
             except UnicodeDecodeError:
                 out[orig] = {"hex": f.data.hex(), "mtime": f.mtime}
+            if f.transient:
+                out[orig]["transient"] = True
         return out
 
     @classmethod
@@ -197,7 +206,7 @@ class Filesystem:
         fs = cls()
         for path, spec in (plain or {}).items():
             data = bytes.fromhex(spec["hex"]) if "hex" in spec else spec.get("text", "")
-            fs.write(path, data, spec["mtime"])
+            fs.write(path, data, spec["mtime"], bool(spec.get("transient")))
         return fs
 
 
@@ -212,11 +221,17 @@ class Service:
     state: str = "running"  # running | stopped
     start_mode: str = "auto"  # auto | manual | disabled
     depends_on: list[str] = field(default_factory=list)
+    stop_seconds: float = 0  # how long it takes to stop once told to (0: at once)
+    stopping_until: float = 0.0  # runtime: wall-clock time its stop completes (time.time())
+
+    @property
+    def stop_pending(self) -> bool:
+        return self.state == "stopped" and time.time() < self.stopping_until
 
     def win32(self) -> dict:
         """The service as WMI's Win32_Service reports it."""
-        return {"Name": self.name, "DisplayName": self.display_name,
-                "State": _WIN32_STATE.get(self.state, self.state),
+        state = "Stop Pending" if self.stop_pending else _WIN32_STATE.get(self.state, self.state)
+        return {"Name": self.name, "DisplayName": self.display_name, "State": state,
                 "StartMode": _WIN32_START_MODE.get(self.start_mode, self.start_mode)}
 
 
@@ -240,6 +255,21 @@ class HostState:
     system_root: str = "C:\\WINDOWS"
     ports: dict = field(default_factory=lambda: {"http": 5985, "https": 5986, "smtp": 25})
     winrm: bool = True  # False: no WinRM at all (e.g. Exchange 5.5 on Windows 2000): probed, never managed
+    # `winrm get winrm/config` values the lab enforces; WinRM 2.0's defaults unless the scenario says otherwise.
+    winrm_config: dict = field(default_factory=lambda: dict(WINRM2_DEFAULTS))
+    # Add/Remove Windows Components: wmi_installer_provider (the WMI Windows Installer Provider, Win32_SoftwareFeature).
+    windows_components: dict = field(default_factory=dict)
+    # {log: {entries, oldest, source, event_id, writes_per_second}}: the rest of a log besides `events`.
+    event_logs: dict = field(default_factory=dict)
+    registry_unreadable: list = field(default_factory=list)  # keys whose ACL refuses the WinRM account read access
+    wmi_unresponsive: list = field(default_factory=list)  # WMI namespaces whose provider never answers
+
+    def component(self, name: str) -> bool:
+        return bool(self.windows_components.get(name, True))
+
+    def registry_readable(self, path: str) -> bool:
+        low = normalize_key(path).lower()
+        return not any(low == d or low.startswith(d + "\\") for d in (normalize_key(k).lower() for k in self.registry_unreadable))
 
     def service(self, name: str) -> Service | None:
         for svc in self.services.values():

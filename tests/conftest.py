@@ -33,16 +33,26 @@ def _block_range() -> tuple[int, int, int]:
 
 
 _FIRST, _SIZE, _SPREAD = _block_range()
-# The session's shared demo lab keeps its block for the whole session; the round-robin skips it, or a test
-# lab that comes round to it would find its addresses taken.
-_DEMO_BLOCK = _FIRST + _SPREAD % _SIZE
-_BLOCKS = (b for n in itertools.count() for b in [_FIRST + (_SPREAD + 1 + n) % _SIZE] if b != _DEMO_BLOCK or _SIZE == 1)
+_ROUND_ROBIN = (_FIRST + (_SPREAD + n) % _SIZE for n in itertools.count())
+_HELD: set[int] = set()  # blocks a session-scoped lab keeps for the whole run: never handed out again
 
 
-def relocate(data: dict, block: int | None = None) -> dict:
-    """The same scenario on a fresh 127.<n>.x.y block (hosts and network devices)."""
+def _blocks():
+    for block in _ROUND_ROBIN:
+        if block not in _HELD:
+            yield block
+
+
+_BLOCKS = _blocks()
+
+
+def relocate(data: dict, hold: bool = False) -> dict:
+    """The same scenario on a fresh 127.<n>.x.y block (hosts and network devices); hold: the block stays this
+    lab's for the whole session (a session-scoped lab), so the round robin skips it."""
     data = copy.deepcopy(data)
-    block = block if block is not None else next(_BLOCKS)
+    block = next(_BLOCKS)
+    if hold:
+        _HELD.add(block)
     for item in [*data["hosts"].values(), *((data.get("network") or {}).get("devices") or [])]:
         if "address" in item:
             item["address"] = re.sub(r"^127\.\d+\.", f"127.{block}.", item["address"])
@@ -84,7 +94,7 @@ def demo_lab(tmp_path_factory):
     from lab.core import Lab
     from lab.scenario import load_scenario_data
 
-    fleet = load_scenario_data(relocate(demo_data(), _DEMO_BLOCK), source=DEMO)
+    fleet = load_scenario_data(relocate(demo_data(), hold=True), source=DEMO)
     # As lab_factory; its state must not move under the tests that read it, so no mail flows.
     lab_ = Lab(fleet, str(tmp_path_factory.mktemp("demo-lab")), user_known_hosts=True, mail_flow=False).start()
     yield lab_

@@ -11,11 +11,11 @@ from lab.shell.cmd import not_recognized, run_builtin
 from lab.shell.powershell import decode_encoded_command, run_powershell
 
 
-def execute(lab, host_name: str, command_line: str, stdin: bytes) -> tuple[bytes, bytes, int]:
+def execute(lab, host_name: str, command_line: str, stdin: bytes, logon) -> tuple[bytes, bytes, int]:
     host = lab.fleet.host(host_name)
     script = decode_encoded_command(command_line)
     if script is not None:
-        return run_powershell(lab, host, script, stdin)
+        return run_powershell(lab, host, script, stdin, logon)
     with lab.fleet.lock:
         result = run_builtin(lab.fleet, host, command_line)
     if result is not None:

@@ -8,6 +8,14 @@ and the same quirks (a DWORD comes back as a signed Int32, WMI answers
 A script it does not know gets an error, never a guess: when the collection's
 PowerShell changes, this emulation has to be reviewed and re-pinned
 (tests/lab/test_powershell_emulation.py says so).
+
+What a real host limits is modelled where the script meets it: stdin arrives
+as PowerShell 2.0 hands it over ($input, one string a line), WinRM 2.0's
+MaxMemoryPerShellMB makes an allocation past it fail, an unresponsive WMI
+provider times out, a registry key may refuse the account, a queue file may
+vanish between listing and reading, a service may take longer to stop than
+the script waits, and LDAP without credentials for the second hop is refused
+(lab/shell/ps_directory.py). The event log is in lab/shell/ps_eventlog.py.
 """
 from __future__ import annotations
 
@@ -22,21 +30,47 @@ from typing import Callable
 from ansible_collections.mailflow.exchange.plugins.module_utils import psrunner
 from ansible_collections.mailflow.exchange.plugins.module_utils.psrunner import Op, UtcTime, encode_row
 
-from lab import metabase as lab_metabase
 from lab.shell import programs
 from lab.shell.cmd import environment
-from lab.shell.query import QueryError, like, parse_ldap, parse_wql
+from lab.shell.ps_directory import DirectoryOps
+from lab.shell.ps_eventlog import EventLogOps
+from lab.shell.query import QueryError, parse_wql
 from lab.state import FleetState, HostState
+from lab.wsman.shells import Logon
 
-# sha256 of the exact script texts this module emulates.
+# sha256 of the exact script texts this module emulates (the dispatcher as_received: `python -m lab pin`).
 EMULATED = {
-    "bootstrap": "f137549039915cf29412b651a5ea7b08750712182a0e6f71eef73bf3d6e6d19e",
-    "dispatcher": "8188926d68be7e81a7450db4e7e1c964ddbcebe726861c82844eadc98f1502d6",
+    "bootstrap": "048c31642cecdb4f0040a07b4186a5ed7b81679d31deda08a2b108123982d09d",
+    "dispatcher": "9fc3f64bfd419cfbaf77c87a3bb13752197a8e2fc32fcfdeceda039999214bff",
 }
+
+
+# What the lab assumes of a PowerShell 2.0 process on a 2003 server (no published figure found; see docs/runner.md):
+PS_BASELINE_MB = 40  # powershell.exe 2.0's own memory before it reads anything
+ROW_MEMORY_FACTOR = 16  # bytes held per byte of a file sent as one row (the byte[], base64 text, StringBuilder, ...)
+_REGISTRY_DENIED = "Requested registry access is not allowed."
+_OUT_OF_MEMORY = "Exception of type 'System.OutOfMemoryException' was thrown."
+_WMI_TIMED_OUT = "An error occurred while enumerating through a collection: Timed out ."
+_GUID = re.compile(r"^\{[0-9A-Fa-f]{8}(-[0-9A-Fa-f]{4}){3}-[0-9A-Fa-f]{12}\}$")
+_UNINSTALL = r"HKLM\SOFTWARE\Microsoft\Windows\CurrentVersion\Uninstall"
 
 
 def sha256(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def stdin_lines(data: bytes) -> list[str]:
+    """stdin as PowerShell 2.0's console host hands it to the command as $input: one string a line."""
+    text = data.decode("ascii", "replace")
+    lines = re.split(r"\r\n|\r|\n", text)
+    if lines and lines[-1] == "":
+        lines.pop()
+    return lines
+
+
+def as_received(script: str) -> str:
+    """A script after the bootstrap put it back together from $input's lines (joined with LF)."""
+    return "\n".join(stdin_lines(script.encode("ascii")))
 
 
 class OpFailed(Exception):
@@ -72,14 +106,32 @@ def _reg_data_for_dotnet(rtype: str, data):
     return "" if data is None else str(data)
 
 
-class DispatcherEmulation:
+class DispatcherEmulation(DirectoryOps, EventLogOps):
     """Runs one decoded request on one host; collects output lines."""
 
-    def __init__(self, lab, host: HostState) -> None:
+    failed = OpFailed
+
+    def __init__(self, lab, host: HostState, logon: Logon | None = None, context: psrunner.Context | None = None) -> None:
         self.lab = lab
         self.fleet: FleetState = lab.fleet
         self.host = host
+        self.logon = logon or Logon()
+        self.context = context or psrunner.Context()
         self.out: list[str] = [psrunner.PROTOCOL_HEADER]
+
+    @staticmethod
+    def win_time(iso: str) -> UtcTime:
+        return _win_time(iso)
+
+    @staticmethod
+    def now() -> str:
+        return _now_iso()
+
+    def _allocate(self, nbytes: int) -> None:
+        """An allocation the shell's job object allows (MaxMemoryPerShellMB), or the OutOfMemoryException."""
+        quota = int(self.host.winrm_config.get("MaxMemoryPerShellMB", 150))
+        if quota and PS_BASELINE_MB + nbytes * ROW_MEMORY_FACTOR / (1 << 20) > quota:
+            raise OpFailed(_OUT_OF_MEMORY)
 
     def row(self, index: int, kind: str, *pairs) -> None:
         it = iter(pairs)
@@ -112,13 +164,21 @@ class DispatcherEmulation:
         for sub in reg.subkeys(path):
             if depth <= 0:
                 self.row(index, "subkey", "key", path, "name", sub)
+            elif not self.host.registry_readable(path + "\\" + sub):
+                self.row(index, "denied", "key", path, "name", sub,
+                         "message", f'Exception calling "OpenSubKey" with "2" argument(s): "{_REGISTRY_DENIED}"')
             else:
                 self._walk(index, path + "\\" + sub, depth - 1)
+
+    def _readable(self, path: str) -> None:
+        if not self.host.registry_readable(path):
+            raise OpFailed(f'Exception calling "OpenSubKey" with "2" argument(s): "{_REGISTRY_DENIED}"')
 
     def op_reg_read(self, index: int, path: str, depth: str) -> None:
         if not self.host.registry.key_exists(path):
             self.row(index, "missing", "path", path)
             return
+        self._readable(path)
         self._walk(index, path, int(depth or 0))
 
     def _reg_prev(self, index: int, path: str, name: str) -> None:
@@ -144,6 +204,7 @@ class DispatcherEmulation:
             data = bytes.fromhex(raw)
         else:
             data = raw
+        self._readable(path)
         self._reg_prev(index, path, name)
         self.host.registry.set(path, name, rtype, data)
         self.row(index, "ok", "path", path, "name", name)
@@ -152,18 +213,23 @@ class DispatcherEmulation:
         if not self.host.registry.key_exists(path):
             self.row(index, "missing", "path", path)
             return
+        self._readable(path)
         self._reg_prev(index, path, name)
         self.host.registry.delete(path, name)
         self.row(index, "ok", "path", path, "name", name)
 
     # -- files
-    def op_file_read(self, index: int, path: str, max_bytes: str) -> None:
+    def op_file_read(self, index: int, path: str, max_bytes: str, chunk: str) -> None:
         path = expand_env(self.host, path)
         f = self.host.files.read(path)
         if f is None:
             self.row(index, "missing", "path", path)
             return
-        self.row(index, "file", "path", path, "size", len(f.data), "mtime", _win_time(f.mtime), "data", f.data[: int(max_bytes)])
+        n = min(len(f.data), int(max_bytes))
+        self._allocate(min(int(chunk), n))
+        self.row(index, "file", "path", path, "size", len(f.data), "mtime", _win_time(f.mtime), "read", n)
+        for offset in range(0, n, int(chunk)):
+            self.row(index, "chunk", "offset", offset, "data", f.data[offset:min(n, offset + int(chunk))])
 
     def op_file_list(self, index: int, path: str, recurse: str, pattern: str, limit: str) -> None:
         path = expand_env(self.host, path)
@@ -171,73 +237,26 @@ class DispatcherEmulation:
             self.row(index, "missing", "path", path)
             return
         found = [(p, f) for p, f in self.host.files.listdir(path, recurse == "1") if fnmatch.fnmatch(p.rsplit("\\", 1)[-1].lower(), pattern.lower())]
-        for n, (p, f) in enumerate(found):
+        n = 0
+        for p, f in found:
             if n >= int(limit):
                 self.row(index, "truncated", "total", len(found))
                 break
+            if f.transient:  # delivered between the listing and this read: FileInfo.Length finds no file
+                self.host.files.delete(p)
+                self.row(index, "vanished", "path", p, "message", f"Could not find file '{p}'.")
+                continue
+            n += 1
             self.row(index, "file", "path", p, "size", len(f.data), "mtime", _win_time(f.mtime), "ctime", _win_time(f.mtime))
 
-    # -- Active Directory
-    def _config_nc(self) -> str:
-        for dn in self.fleet.ad.to_plain():
-            m = re.search(r"(CN=Configuration,DC=.*)$", dn, re.I)
-            if m:
-                return m[1]
-        raise OpFailed("The specified domain either does not exist or could not be contacted.")
-
-    def op_adsi_search(self, index: int, base: str, ldap_filter: str, attrs: tuple) -> None:
-        base = base or self._config_nc()
-        pred = parse_ldap(ldap_filter)
-        for dn, values in self.fleet.ad.search(base):
-            if not pred(values):
-                continue
-            pairs = ["dn", dn]
-            for attr in attrs:
-                found = next((v for k, v in values.items() if k.lower() == attr.lower()), [])
-                pairs += ["a:" + attr, [str(v) for v in found]]
-            self.row(index, "entry", *pairs)
-
-    def op_adsi_write(self, index: int, dn: str, attr: str, values: tuple, kind: str) -> None:
-        if dn.lower().startswith("iis://"):
-            self._metabase_write(index, dn, attr, values)
-            return
-        if self.fleet.ad.get(dn) is None:
-            raise OpFailed("There is no such object on the server.")
-        if kind == "int":
-            try:
-                new = [int(v) for v in values]
-            except ValueError as exc:
-                raise OpFailed(f'Cannot convert value to type "System.Int32". {exc}') from exc
-        else:
-            new = list(values)
-        prev = self.fleet.ad.set_attr(dn, attr, new or None)
-        self.row(index, "prev", "values", [str(v) for v in (prev or [])])
-        self.row(index, "ok", "dn", dn, "attr", attr)
-
-    def _metabase_write(self, index: int, path: str, prop: str, values: tuple) -> None:
-        """IIS://localhost/SMTPSVC/1 -> /LM/SMTPSVC/1 in MetaBase.xml (SaveData flushes it, as the script asks)."""
-        iisadmin = self.host.service("IISADMIN")
-        if iisadmin is None or iisadmin.state != "running":
-            raise OpFailed("The RPC server is unavailable. (Exception from HRESULT: 0x800706BA)")
-        rest = path.split("://", 1)[1].split("/", 1)
-        if rest[0].lower() != "localhost" or len(rest) < 2:
-            raise OpFailed("The system cannot find the path specified.")
-        location = "/LM/" + rest[1].strip("/")
-        current = self.host.files.read(self.host.metabase_path)
-        text = current.data.decode("utf-8", "replace") if current else ""
-        nodes = {v["_location"].lower(): v for v in lab_metabase.parse(text).values()}
-        node = nodes.get(location.lower())
-        if node is None:
-            raise OpFailed("The system cannot find the path specified.")
-        prev = next((v for k, v in node.items() if k.lower() == prop.lower()), None)
-        self.row(index, "prev", "values", [] if prev is None else [prev])
-        new = lab_metabase.set_property(text, location, prop, values[0] if values else None)
-        self.host.files.write(self.host.metabase_path, new, _now_iso())
-        self.row(index, "ok", "dn", path, "attr", prop)
-
     # -- files and programs
-    def op_file_copy(self, index: int, src: str, dst: str, keep: str) -> None:
+    def op_file_copy(self, index: int, src: str, dst: str, keep: str, stopped: tuple) -> None:
         src, dst, keep = (expand_env(self.host, p) if p else p for p in (src, dst, keep))
+        for name in stopped:
+            svc = self.host.service(name)
+            state = svc.win32()["State"] if svc is not None else "Stopped"
+            if state != "Stopped":
+                raise OpFailed(f"not copied: {name} is {state}, not Stopped")
         source = self.host.files.read(src)
         if source is None:
             raise OpFailed(f"Could not find file {src}")
@@ -262,12 +281,17 @@ class DispatcherEmulation:
 
     # -- WMI
     def _wmi_instances(self, namespace: str, cls: str) -> list[dict]:
+        if namespace.lower() in (n.lower() for n in self.host.wmi_unresponsive):
+            raise OpFailed(_WMI_TIMED_OUT)  # the provider never answers; EnumerationOptions.Timeout ends the wait
         ns = next((v for k, v in self.host.wmi.items() if k.lower() == namespace.lower()), None)
         if namespace.lower() == "root\\cimv2":
             # Classes every Windows box has (possibly empty), then the scenario's
             # instances, then those Windows computes from other state.
             always = {"Win32_SoftwareFeature": [], "Win32_QuickFixEngineering": []}
             ns = {**always, **(ns or {}), **self.lab.derived_wmi(self.host)}
+            if not self.host.component("wmi_installer_provider"):
+                # The WMI Windows Installer Provider is an optional component: without it the class does not exist.
+                ns = {k: v for k, v in ns.items() if k.lower() != "win32_softwarefeature"}
         if ns is None:
             raise OpFailed("Invalid namespace ")
         instances = next((v for k, v in ns.items() if k.lower() == cls.lower()), None)
@@ -285,27 +309,27 @@ class DispatcherEmulation:
                 self.row(index, "object", *pairs)
 
     def op_msi_features(self, index: int, pattern: str) -> None:
-        for f in self._wmi_instances("root\\cimv2", "Win32_SoftwareFeature"):
-            if like(f.get("ProductName"), pattern):
-                self.row(index, "feature", "product", f.get("ProductName"), "product_code", f.get("IdentifyingNumber"),
-                         "version", f.get("Version"), "name", f.get("Name"), "caption", f.get("Caption"),
-                         "description", f.get("Description"), "state", f.get("InstallState"))
-
-    # -- event log
-    def op_eventlog(self, index: int, log: str, source: str, ids: tuple, since: str, max_rows: str) -> None:
-        since = since.replace("Z", "")
-        found = [e for e in self.host.events
-                 if e.get("log", "Application").lower() == log.lower()
-                 and (not source or e.get("source") == source)
-                 and (not ids or str(e.get("event_id")) in ids)
-                 and e.get("time", "").replace("Z", "") > since]
-        found.sort(key=lambda e: e["time"], reverse=True)  # Get-EventLog returns newest first
-        for n, e in enumerate(found):
-            if n >= int(max_rows):
-                self.row(index, "truncated", "max", int(max_rows))
-                break
-            self.row(index, "event", "time", _win_time(e["time"]), "id", int(e["event_id"]), "source", e.get("source"),
-                     "type", e.get("type", "Warning"), "category", e.get("category", ""), "message", e.get("message", ""))
+        """WindowsInstaller.Installer for the products the Uninstall keys name by product code. The lab keeps the
+        Installer's feature table as Win32_SoftwareFeature objects (scenario `wmi`), whatever the WMI provider."""
+        reg = self.host.registry
+        self._readable(_UNINSTALL)
+        store = self.host.wmi.get("root\\cimv2", {}).get("Win32_SoftwareFeature", [])
+        for code in reg.subkeys(_UNINSTALL):
+            if not _GUID.match(code):
+                continue
+            key = _UNINSTALL + "\\" + code
+            if not self.host.registry_readable(key):
+                self.row(index, "product_error", "product", "", "product_code", code,
+                         "message", f'Exception calling "OpenSubKey" with "2" argument(s): "{_REGISTRY_DENIED}"')
+                continue
+            name, version = (str(getattr(reg.get(key, v), "data", "") or "") for v in ("DisplayName", "DisplayVersion"))
+            if not fnmatch.fnmatchcase(name.lower(), pattern.lower()):
+                continue
+            for f in store:
+                if str(f.get("IdentifyingNumber", "")).upper() == code.upper():
+                    self.row(index, "feature", "product", name, "product_code", code, "version", version,
+                             "name", f.get("Name"), "caption", f.get("Caption") or "", "description", f.get("Description") or "",
+                             "state", int(f.get("InstallState", 0)))
 
     # -- services
     def _svc_row(self, index: int, kind: str, svc) -> None:
@@ -329,7 +353,23 @@ class DispatcherEmulation:
         # dispatcher.ps1 calls StopService only when the service is not Stopped and StartService only when it is
         # not Running, so stopping a stopped service (a restore undoing a start that failed) is a success there.
         idle = (action == "stop" and svc.state != "running") or (action == "start" and svc.state == "running")
-        code = 0 if idle else self.lab.control_service(self.host.name, svc.name, action)
+        slow = action in ("stop", "restart") and svc.state == "running" and svc.stop_seconds
+        if idle:
+            code = 0
+        elif slow:
+            # StopService, then the script polls for Stopped until its wait runs out (time computed, not slept).
+            code = self.lab.control_service(self.host.name, svc.name, "stop")
+            svc = self.host.service(name)
+            if not code and float(svc.stop_seconds) > float(wait or 0):
+                self.row(index, "failed", "code", -1, "message",
+                         f"still {svc.win32()['State']} after {wait} s waiting for Stopped")
+                self._svc_row(index, "service", svc)
+                return
+            svc.stopping_until = 0.0  # the script waited it out
+            if not code and action == "restart":
+                code = self.lab.control_service(self.host.name, svc.name, "start")
+        else:
+            code = self.lab.control_service(self.host.name, svc.name, action)
         if code:
             self.row(index, "failed", "code", code)
         self._svc_row(index, "service", self.host.service(name))
@@ -348,12 +388,32 @@ class DispatcherEmulation:
             self.row(index, "conn", "local", c["local"], "remote", c["remote"], "state", self._TCP_STATE.get(state, state))
 
     def run_probes(self, probes: list[tuple[int, Op]]) -> None:
-        targets = [{"target": a[0], "port": int(a[1]), "timeout_ms": int(a[2]), "helo": a[3], "mail_from": a[4], "rcpt_to": a[5]}
+        # An empty HELO, or an address ending in '@', is the host's own FQDN / DNS domain (probe.ps1's Probe-Self).
+        domain = str(self.host.os.get("domain") or self.host.fqdn.partition(".")[2])
+        targets = [{"target": a[0], "port": int(a[1]), "timeout_ms": int(a[2]), "helo": a[3] or self.host.fqdn,
+                    "mail_from": a[4] + domain if a[4].endswith("@") else a[4],
+                    "rcpt_to": a[5] + domain if a[5].endswith("@") else a[5]}
                    for _, op in probes for a in [op.args]]
         results = self.lab.probe(self.host.name, targets)
         for (index, _), r in zip(probes, results):
             self.row(index, "probe", *[x for k in ("target", "port", "address", "connect", "connect_ms", "banner", "banner_ms",
                                                    "ehlo", "mail", "rcpt", "total_ms", "error") for x in (k, r[k])])
+
+    # -- the self-test's own
+    def op_echo(self, index: int, text: str) -> None:
+        self.row(index, "echo", "data", text, "length", len(text.encode("utf-16-le")) // 2)
+
+    def op_runtime(self, index: int) -> None:
+        os_info = self.host.os
+        user = self.logon.user or self.host.username
+        if "\\" not in user and "@" not in user:
+            user = f"{str(os_info.get('computer_name') or self.host.name).upper()}\\{user}"
+        auth = {"kerberos": "Kerberos", "credssp": "Kerberos"}.get(self.logon.mechanism, "NTLM")
+        # Lab assumptions: the CLR build of .NET 2.0 SP2 and the working set of an idle powershell.exe 2.0.
+        self.row(index, "runtime", "ps_version", "2.0", "clr_version", "2.0.50727.3053",
+                 "os_version", f"{os_info.get('version', '5.2.3790')}.{int(os_info.get('service_pack_major', 0) or 0) << 16}",
+                 "user", user, "auth_type", auth, "computer", str(os_info.get("computer_name") or self.host.name).upper(),
+                 "working_set", PS_BASELINE_MB << 20, "peak_working_set", PS_BASELINE_MB << 20)
 
 
 def decode_encoded_command(command_line: str) -> str | None:
@@ -367,16 +427,21 @@ def decode_encoded_command(command_line: str) -> str | None:
     return None
 
 
-def run_powershell(lab, host: HostState, script: str, stdin: bytes) -> tuple[bytes, bytes, int]:
+def run_powershell(lab, host: HostState, script: str, stdin: bytes, logon: Logon | None = None) -> tuple[bytes, bytes, int]:
     if sha256(script) != EMULATED["bootstrap"]:
         return b"", (f"lab: PowerShell script not emulated (sha256 {sha256(script)[:12]})\r\n").encode(), 1
-    text = stdin.decode("ascii", "replace")
-    request, _, dispatcher = text.partition("\n")
+    # bootstrap.ps1: @($input), the request on the first line, the dispatcher joined from the rest with LF.
+    lines = stdin_lines(stdin)
+    if len(lines) < 2:
+        return f"{psrunner.NO_INPUT} {len(lines)}\r\n".encode(), b"", 3
+    dispatcher = "\n".join(lines[1:])
     if sha256(dispatcher) != EMULATED["dispatcher"]:
         return b"", (f"lab: dispatcher not emulated (sha256 {sha256(dispatcher)[:12]})\r\n").encode(), 1
     try:
-        ops = psrunner.decode_request(request.strip())
-    except (psrunner.RunnerError, ValueError) as exc:
+        ops, context = psrunner.decode_request(lines[0].strip())
+    except psrunner.RunnerError:
+        return f"{psrunner.PROTOCOL_HEADER}\r\nMAILFLOW-BADREQUEST\r\n".encode(), b"", 4  # main.ps1's refusal
+    except ValueError as exc:
         # PowerShell would die in the main loop before writing anything useful.
-        return b"MAILFLOW/1\r\n", f"{exc}\r\n".encode(), 1
-    return DispatcherEmulation(lab, host).run(ops).encode("ascii"), b"", 0
+        return f"{psrunner.PROTOCOL_HEADER}\r\n".encode(), f"{exc}\r\n".encode(), 1
+    return DispatcherEmulation(lab, host, logon, context).run(ops).encode("ascii"), b"", 0

@@ -64,6 +64,7 @@ class SessionProfile:
     greylist_delay: float | None  # seconds, when the host greylists
     inspected_by: tuple[str, ...]  # devices on the path doing SMTP inspection
     software_version: str  # for the Received: header
+    resets_on: tuple[str, ...] = ()  # verbs answered by resetting the connection (smtp_engine.resets_on)
 
     @property
     def inspected(self) -> bool:
@@ -206,6 +207,7 @@ def session_profile(fleet: FleetState, host: HostState, client_ip: str) -> Sessi
     return SessionProfile(
         fqdn=host.fqdn,
         greylist_delay=_greylist_delay(host),
+        resets_on=tuple(str(v).upper() for v in (host.smtp_engine or {}).get("resets_on") or ()),
         inspected_by=tuple(dev.get("name", "?") for dev in devices
                            if inspects_smtp(dev, segment_of(dev, client.name), segment_of(dev, host.name))),
         **software,

@@ -7,8 +7,11 @@ target's timeout. The result holds raw observations only; classifying them
 is the controller's job.
 
 The lab's network is applied here: names resolve through the fleet (the
-lab's DNS), and a pair of hosts the network drops is sent to a Blackhole so
-the connect really times out. Port 25 means "the SMTP port" and maps to the
+lab's DNS, as slow for a name as `network.dns_delays` says, counted against
+that target's own timeout only, as the PowerShell's asynchronous lookups
+are), and a pair of hosts the network drops is sent to a Blackhole so the
+connect really times out. A target that throws (a reset connection) ends with
+an error of its own; the other targets go on. Port 25 means "the SMTP port" and maps to the
 target host's configured listener port.
 """
 from __future__ import annotations
@@ -39,6 +42,7 @@ class Route:
     address: str  # what the name resolved to ('' if unresolved)
     connect_to: tuple[str, int] | None  # where the socket goes; None if unresolved
     dropped: bool = False  # the simulated network drops this pair of hosts
+    dns_delay_ms: int = 0  # how long the lookup takes
 
 
 class ReplyReader:
@@ -81,16 +85,19 @@ def _ms(seconds: float) -> int:
 def _resolve(fleet: FleetState, src_name: str, spec: dict) -> Route:
     target = str(spec["target"])
     port = int(spec.get("port", SMTP_PORT))
+    delay = next((int(ms) for name, ms in (fleet.network.get("dns_delays") or {}).items()
+                  if name.lower() == target.strip("[]").lower()), 0)
     host = fleet.host_by_name_or_fqdn(target)
     if host is None:
         literal = target.strip("[]")
         try:
             ipaddress.ip_address(literal)
         except ValueError:
-            return Route("", None)
+            return Route("", None, dns_delay_ms=delay)
         return Route(literal, (literal, port))  # an address outside the fleet
     actual_port = int(host.ports.get("smtp", SMTP_PORT)) if port == SMTP_PORT else port
-    return Route(host.address, (host.address, actual_port), dropped=fleet.is_blocked(src_name, host.name))
+    return Route(host.address, (host.address, actual_port), dropped=fleet.is_blocked(src_name, host.name),
+                 dns_delay_ms=delay)
 
 
 def _converse(sock: socket.socket, spec: dict, deadline: float, connected: float, result: dict) -> None:
@@ -121,6 +128,9 @@ def _converse(sock: socket.socket, spec: dict, deadline: float, connected: float
         result["error"] = f"timeout waiting for {step}"
     except ReplyClosed:
         result["error"] = f"connection closed while waiting for {step}"
+    except ConnectionResetError:  # what .NET's NetworkStream says of a reset (WSAECONNRESET 10054)
+        result["error"] = (f"{step}: Unable to read data from the transport connection: An existing connection was "
+                           f"forcibly closed by the remote host. (0x00002746)")
     except OSError as exc:
         result["error"] = f"{step}: {exc}"
 
@@ -135,13 +145,20 @@ def probe_one(src_address: str, spec: dict, route: Route) -> dict:
         "connect": "unresolved", "connect_ms": 0, "banner": "", "banner_ms": -1,
         "ehlo": "", "mail": "", "rcpt": "", "total_ms": 0, "error": "",
     }
+    if route.dns_delay_ms:
+        if route.dns_delay_ms >= timeout_s * 1000:
+            time.sleep(timeout_s)
+            result["error"], result["total_ms"] = f"timeout resolving {spec['target']}", _ms(time.monotonic() - started)
+            return result
+        time.sleep(route.dns_delay_ms / 1000)
     if route.connect_to is None:
         result["error"] = f"cannot resolve {spec['target']}"
         return result
+    resolved = time.monotonic()
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     try:
         sock.bind((src_address, 0))
-        sock.settimeout(timeout_s)
+        sock.settimeout(max(0.001, deadline - resolved))
         try:
             sock.connect(route.connect_to)
             result["connect"] = "ok"
@@ -152,7 +169,7 @@ def probe_one(src_address: str, spec: dict, route: Route) -> dict:
         except OSError as exc:
             result["connect"], result["error"] = "error", str(exc)
         connected = time.monotonic()
-        result["connect_ms"] = _ms(connected - started)
+        result["connect_ms"] = _ms(connected - resolved)
         if result["connect"] == "ok":
             _converse(sock, spec, deadline, connected, result)
     except OSError as exc:  # e.g. the source address cannot be bound

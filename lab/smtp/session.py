@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import email.utils
 import socket
+import struct
 import threading
 import time
 import uuid
@@ -124,6 +125,13 @@ class SmtpSession:
                 text = line.decode("latin-1").rstrip("\r\n")
                 verb, _, arg = text.strip().partition(" ")
                 verb = verb.upper()
+                if verb in self.profile.resets_on:
+                    # An RST, not a FIN: SO_LINGER on with a zero timeout makes close() abort the connection
+                    # (closed here, before the listener's shutdown() could send a FIN).
+                    self.conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                    self.rfile.close()
+                    self.conn.close()
+                    return
                 if self.profile.inspected and verb not in BASIC_SMTP:
                     self._send("500 5.5.1 Command unrecognized")
                     continue

@@ -164,6 +164,7 @@ class _WSManRequestHandler(BaseHTTPRequestHandler):
         self.listener = self.server.listener
         self.ntlm: auth.NtlmHandshake | None = None  # this connection's NTLM state
         self.ntlm_user: str | None = None  # set once the handshake has verified
+        self.mechanism: str | None = None  # how the current request authenticated: basic | ntlm
         context = self.listener.ssl_context
         if context is not None:
             self.request.settimeout(_TLS_HANDSHAKE_TIMEOUT)
@@ -214,8 +215,11 @@ class _WSManRequestHandler(BaseHTTPRequestHandler):
             return self._reply(500, b"", "text/html")
         if not xml:
             return self._reply(200, b"", SOAP_CONTENT_TYPE)  # pywinrm's empty POST that sets up the session
+        config = listener.host.winrm_config
         context = RequestContext(
-            user=user, client_ip=self.client_address[0], endpoint=listener.endpoint, machine=listener.host.fqdn
+            user=user, client_ip=self.client_address[0], endpoint=listener.endpoint, machine=listener.host.fqdn,
+            mechanism=self.mechanism or "ntlm", max_envelope_kb=int(config.get("MaxEnvelopeSizekb", 150)),
+            max_timeout_ms=int(config.get("MaxTimeoutms", 60000)),
         )
         try:
             status, answer = listener.service.handle(xml, context)
@@ -223,6 +227,8 @@ class _WSManRequestHandler(BaseHTTPRequestHandler):
             return self._drop()
         except ServerError:
             return self._reply(500, b"", "text/html")
+        if status == 413:
+            return self._reply(413, b"", "text/html")  # unsealed, as the 500 fault above: no SOAP to seal
         self._reply_soap(status, answer, sealed)
 
     def _authenticate(self) -> str | None:
@@ -231,6 +237,7 @@ class _WSManRequestHandler(BaseHTTPRequestHandler):
         credentials = auth.parse_authorization(self.headers.get("Authorization"))
         if credentials is None:
             if self.ntlm_user is not None:
+                self.mechanism = "ntlm"
                 return self.ntlm_user  # NTLM authenticates the connection, not each request
             return self._reply_unauthorized(counted=False)
         scheme, token = credentials
@@ -239,7 +246,9 @@ class _WSManRequestHandler(BaseHTTPRequestHandler):
                 if self.listener.scheme != "https":
                     # Basic over plain HTTP is refused (AllowUnencrypted = false).
                     return self._reply_unauthorized(counted=False)
-                return auth.check_basic(token, host.username, host.password)
+                user = auth.check_basic(token, host.username, host.password)
+                self.mechanism = "basic"
+                return user
             if scheme.lower() not in ("ntlm", "negotiate"):
                 return self._reply_unauthorized(counted=False)
             if auth.is_ntlm_negotiate(token):
@@ -251,6 +260,7 @@ class _WSManRequestHandler(BaseHTTPRequestHandler):
                 return self._reply_unauthorized(counted=False)  # Authenticate without a Negotiate first
             self.ntlm.step(token)
             self.ntlm_user = self.ntlm.user or host.username
+            self.mechanism = "ntlm"
             return self.ntlm_user
         except auth.AuthenticationFailed as exc:
             log.info("%s: logon failure from %s: %s", self.listener.host_name, self.client_address[0], exc)

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from lab.runtime import Metrics
 from lab.wsman import soap
 from lab.wsman.faults import take_command_drop
-from lab.wsman.shells import Command, Executor, Shell, ShellTable, b64, raw_bytes_for_base64
+from lab.wsman.shells import Command, Executor, Logon, Shell, ShellTable, b64, raw_bytes_for_base64
 
 # base64 padding of two separately encoded streams, beyond the measured envelope
 _PADDING_SLACK = 8
@@ -36,6 +36,9 @@ class RequestContext:
     client_ip: str
     endpoint: str  # the listener's URL, echoed in the Create answer
     machine: str  # the host's FQDN, named in faults as Windows does
+    mechanism: str = "ntlm"  # how: basic | ntlm (the lab's two); decides the second hop (shells.Logon)
+    max_envelope_kb: int = 150  # the host's MaxEnvelopeSizekb
+    max_timeout_ms: int = 60000  # the host's MaxTimeoutms
 
 
 @dataclass
@@ -47,7 +50,9 @@ class WireStats:
     sealed_responses: int = 0
     receive_responses: int = 0
     largest_envelope: int = 0  # bytes of the biggest SOAP answer, before encryption
+    largest_request: int = 0  # bytes of the biggest SOAP request, after decryption
     operation_timeouts: int = 0  # OperationTimeout faults answered to Receive
+    oversize_requests: int = 0  # requests refused with 413 (over MaxEnvelopeSizekb)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def add(self, counter: str, n: int = 1) -> None:
@@ -57,6 +62,10 @@ class WireStats:
     def note_envelope(self, size: int) -> None:
         with self._lock:
             self.largest_envelope = max(self.largest_envelope, size)
+
+    def note_request(self, size: int) -> None:
+        with self._lock:
+            self.largest_request = max(self.largest_request, size)
 
 
 class WinRSService:
@@ -74,6 +83,12 @@ class WinRSService:
         Raises DropConnection when a fault says the host dies right now.
         """
         message_id = ""
+        self.stats.note_request(len(xml))
+        if len(xml) > context.max_envelope_kb * 1024:
+            # Over MaxEnvelopeSizekb: WinRM answers HTTP 413 without a SOAP body (ansible.windows #391 and #620,
+            # "Bad HTTP response returned from server. Code 413"), whatever the request was.
+            self.stats.add("oversize_requests")
+            return 413, b""
         try:
             request = soap.parse_request(xml)
             message_id = request.message_id
@@ -100,7 +115,8 @@ class WinRSService:
         return operation(request, context)
 
     def _create(self, request: soap.WSManRequest, context: RequestContext) -> bytes:
-        shell = self.shells.create(context.user, request.options.get("WINRS_CODEPAGE", "437"))
+        shell = self.shells.create(context.user, request.options.get("WINRS_CODEPAGE", "437"),
+                                   Logon(context.user, context.mechanism))
         self.metrics.bump(self.host_name, "shells_opened")
         return soap.create_response(request, shell.id, context.endpoint, context.user, context.client_ip)
 
@@ -135,7 +151,7 @@ class WinRSService:
         # WinRS hands the line to cmd.exe, which silently runs nothing past
         # 8191 characters and still reports success: empty output, exit 0.
         runnable = self.metrics.record_command_line(self.host_name, len(command_line))
-        command = Command(self.host_name, command_line, runnable)
+        command = Command(self.host_name, command_line, runnable, shell.logon)
         # A host that dies after doing the work: the command runs, its output never arrives.
         command.drop_output = take_command_drop(self.metrics, self.host_name, "drop_output_after_commands")
         # Or one whose service fails while answering: the work is done, the client gets a 500 (pywinrm's
@@ -161,14 +177,18 @@ class WinRSService:
 
     def _receive(self, request: soap.WSManRequest, context: RequestContext) -> bytes:
         _, command = self._command_of(request, "Receive", "DesiredStream")
-        if not command.stdin_complete or not self._wait_finished(command, request.operation_timeout):
+        # MS-WSMAN 3.1.4.1.9/3.1.4.1.x: an OperationTimeout or MaxEnvelopeSize above the host's MaxTimeoutms /
+        # MaxEnvelopeSizekb is not refused; the server uses its own maximum instead.
+        timeout = min(request.operation_timeout, context.max_timeout_ms / 1000.0)
+        if not command.stdin_complete or not self._wait_finished(command, timeout):
             self.stats.add("operation_timeouts")
             raise soap.operation_timeout_fault()
         if command.drop_output:
             raise DropConnection()
         if command.server_error:
             raise ServerError()
-        budget = request.max_envelope_size - soap.receive_envelope_overhead(request, command.id) - _PADDING_SLACK
+        envelope = min(request.max_envelope_size, context.max_envelope_kb * 1024)
+        budget = envelope - soap.receive_envelope_overhead(request, command.id) - _PADDING_SLACK
         chunk = command.next_chunk(raw_bytes_for_base64(budget))
         self.stats.add("receive_responses")
         return soap.receive_response(request, command.id, b64(chunk.stdout), b64(chunk.stderr), chunk.exit_code)

@@ -16,8 +16,25 @@ from typing import Callable
 
 log = logging.getLogger(__name__)
 
-# executor(host_name, command_line, stdin) -> (stdout, stderr, exit code)
-Executor = Callable[[str, str, bytes], "tuple[bytes, bytes, int]"]
+@dataclass(frozen=True)
+class Logon:
+    """How the shell's user logged on, which decides what its processes can reach beyond the host.
+
+    A Basic logon is a cleartext logon: Windows holds the password and the process can authenticate to a
+    domain controller with it (as with CredSSP). An NTLM logon (or Kerberos without delegation) is a network
+    logon with no credentials to pass on: LDAP from that process runs as ANONYMOUS LOGON (the "second hop").
+    `local` is a console or service logon (the lab's in-process callers)."""
+
+    user: str = ""
+    mechanism: str = "local"  # basic | ntlm | kerberos | credssp | local
+
+    @property
+    def network_credentials(self) -> bool:
+        return self.mechanism in ("basic", "credssp", "local")
+
+
+# executor(host_name, command_line, stdin, logon) -> (stdout, stderr, exit code)
+Executor = Callable[[str, str, bytes, Logon], "tuple[bytes, bytes, int]"]
 
 
 @dataclass
@@ -28,10 +45,11 @@ class OutputChunk:
 
 
 class Command:
-    def __init__(self, host_name: str, command_line: str, runnable: bool) -> None:
+    def __init__(self, host_name: str, command_line: str, runnable: bool, logon: Logon | None = None) -> None:
         self.id = str(uuid.uuid4()).upper()
         self.host_name = host_name
         self.command_line = command_line
+        self.logon = logon or Logon()
         # False when cmd.exe would refuse the line: it then "succeeds" silently.
         self.runnable = runnable
         self._stdin = bytearray()
@@ -68,7 +86,7 @@ class Command:
 
     def _run(self, executor: Executor, stdin: bytes) -> None:
         try:
-            stdout, stderr, exit_code = executor(self.host_name, self.command_line, stdin)
+            stdout, stderr, exit_code = executor(self.host_name, self.command_line, stdin, self.logon)
         except Exception:  # a broken emulator must not leave the client polling forever
             log.exception("executor failed on %s for %.200r", self.host_name, self.command_line)
             stdout, stderr, exit_code = b"", traceback.format_exc().encode("utf-8"), 1
@@ -92,6 +110,7 @@ class Shell:
     id: str
     owner: str
     codepage: str
+    logon: Logon = field(default_factory=Logon)
     commands: dict[str, Command] = field(default_factory=dict)
 
 
@@ -102,8 +121,8 @@ class ShellTable:
         self._lock = threading.Lock()
         self._shells: dict[str, Shell] = {}
 
-    def create(self, owner: str, codepage: str) -> Shell:
-        shell = Shell(str(uuid.uuid4()).upper(), owner, codepage)
+    def create(self, owner: str, codepage: str, logon: Logon | None = None) -> Shell:
+        shell = Shell(str(uuid.uuid4()).upper(), owner, codepage, logon or Logon(owner))
         with self._lock:
             self._shells[shell.id] = shell
         return shell

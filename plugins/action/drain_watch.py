@@ -32,7 +32,7 @@ class ActionModule(ActionBase):
             facts = knowledge.load(args["knowledge"])
         except knowledge.KnowledgeError as exc:
             raise AnsibleActionFail(f"{host}: mailflow_knowledge: {exc}") from exc
-        session = HostSession(self, host)
+        session = HostSession(self, host, task_vars)
         hostvars = task_vars.get("hostvars", {})
         t0 = time.monotonic()
         try:

@@ -61,7 +61,7 @@ class ActionModule(ActionBase):
                           allow_service_restart=args["allow_service_restart"], check_mode=bool(self._task.check_mode),
                           diff=bool(self._play_context.diff))
         try:
-            result.update(FixRun(cause, HostSession(self, host), facts, params, opts).run())
+            result.update(FixRun(cause, HostSession(self, host, task_vars), facts, params, opts).run())
         except HostLost as exc:
             # Lost before anything was changed. A failure, not "unreachable": playbooks stop this host's remaining
             # fixes on a failure, and an unreachable task would let them run on.

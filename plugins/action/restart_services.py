@@ -43,7 +43,7 @@ class ActionModule(ActionBase):
             raise AnsibleActionFail(f"{host}: not restarted: {exc}") from exc
         # One command: queue count, restarts, queue count again.
         try:
-            before, results, after = HostSession(self, host).read_around(facts, list(QUEUE_ITEMS), restart_operations(services))
+            before, results, after = HostSession(self, host, task_vars).read_around(facts, list(QUEUE_ITEMS), restart_operations(services))
         except HostLost as exc:
             # Not known whether the services came back: a restart changes no setting, so there is no backup to keep.
             result.update(failed=True, interrupted=True, unreachable=False,

@@ -123,7 +123,7 @@ class ActionModule(ActionBase):
         rollbacks = rb.load(docs)
         items = rb.to_decide(rollbacks)
         ops, slots = rb.read_request(items, facts)
-        session = HostSession(self, host)
+        session = HostSession(self, host, task_vars)
         try:
             results = session.run(ops) if ops else []
         except HostLost as exc:

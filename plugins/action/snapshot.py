@@ -12,6 +12,7 @@ from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
 
 from ansible_collections.mailflow.exchange.plugins.module_utils import knowledge, psrunner, snapshot
+from ansible_collections.mailflow.exchange.plugins.plugin_utils import runner_context
 
 
 class ActionModule(ActionBase):
@@ -24,7 +25,6 @@ class ActionModule(ActionBase):
         result = super().run(tmp, task_vars)
         _, args = self.validate_argument_spec(argument_spec=dict(
             peers=dict(type="list", elements="raw", default=[]),
-            computer_name=dict(type="str"),
             fqdn=dict(type="str"),
             knowledge=dict(type="dict", default={}),
             dest=dict(type="path"),
@@ -33,34 +33,41 @@ class ActionModule(ActionBase):
         # Delegated (fresh probes of a changed host, run from each peer), the snapshot is the delegate's.
         host = self._task.delegate_to or task_vars.get("inventory_hostname", "")
         own = task_vars if host == task_vars.get("inventory_hostname") else (task_vars.get("hostvars") or {}).get(host, {})
+        # The inventory's names for the host serve the probes (HELO, the sender's domain) only; who the host is,
+        # the snapshot learns from the host itself (snapshot.identity). A name that is an address leaves HELO and
+        # domain to the host, which fills in its own.
         fqdn = args["fqdn"] or own.get("mailflow_fqdn") or host
-        computer = args["computer_name"] or fqdn.split(".")[0].upper()
-        domain = fqdn.split(".", 1)[1] if "." in fqdn else fqdn
+        named = not snapshot.is_address(fqdn) and "." in fqdn
+        helo, domain = (fqdn, fqdn.split(".", 1)[1]) if named else ("", "")
         try:
             facts = knowledge.load(args["knowledge"] or task_vars.get("mailflow_knowledge"))
             if args["probe_only"]:  # fresh probes of changed peers after a change: nothing else is read
                 facts = dict(facts, collect={})
             peers = [self._peer(p, task_vars) for p in args["peers"]]
             peers = [p for p in peers if p["name"] != host]  # a host does not probe itself
-            plan = snapshot.build_plan(facts, peers, helo=fqdn, domain=domain)
+            plan = snapshot.build_plan(facts, peers, helo=helo, domain=domain)
         except (knowledge.KnowledgeError, snapshot.PlanError, ValueError, KeyError) as exc:
             raise AnsibleActionFail(f"{host}: cannot build the snapshot request: {exc}")
+        ctx, limits = runner_context.context(self, task_vars), runner_context.limits(self, task_vars)
 
         ops = [op for _, op in plan]
-        cmd, stdin = psrunner.command_line(), psrunner.stdin_payload(ops)
+        commands = psrunner.batches(ops, ctx, limits)
         started, t0 = datetime.now(timezone.utc), time.monotonic()
-        res = self._low_level_execute_command(cmd, in_data=stdin, sudoable=False)
-        duration = int((time.monotonic() - t0) * 1000)
         try:
-            results = psrunner.decode_output(res.get("stdout", ""), ops)
+            results = psrunner.run(runner_context.executor(self), ops, ctx, limits)
         except psrunner.RunnerError as exc:
+            res = exc.response or {}
             stderr = (res.get("stderr") or "").strip()
             raise AnsibleActionFail(f"{host}: {exc}" + (f" (rc={res.get('rc')}, stderr: {stderr[:500]})" if stderr else ""))
+        duration = int((time.monotonic() - t0) * 1000)
 
         snap = snapshot.assemble(
-            host, computer, plan, results,
+            host, plan, results,
             collected_at=started.strftime("%Y-%m-%dT%H:%M:%SZ"), duration_ms=duration,
-            transport={"command_line_length": len(cmd), "stdin_bytes": len(stdin), "operations": len(ops)},
+            transport={"command_line_length": len(psrunner.command_line()), "commands": len(commands),
+                       "stdin_bytes": max(len(psrunner.stdin_payload(c, ctx)) for c in commands),
+                       "operations": len(ops), "ad_bind": runner_context.ad_bind(ctx)},
+            fqdn=task_vars.get("mailflow_fqdn") or args["fqdn"],
         )
         result.update(changed=False, snapshot=snap)
         if args["dest"]:

@@ -9,12 +9,13 @@ import hashlib
 from typing import Any
 
 from ansible_collections.mailflow.exchange.plugins.module_utils import metabase
-from ansible_collections.mailflow.exchange.plugins.module_utils.psrunner import REG_KIND_TO_TYPE, Op, OpResult
+from ansible_collections.mailflow.exchange.plugins.module_utils.psrunner import FILE_CHUNK_BYTES, REG_KIND_TO_TYPE, Op, OpResult
 from ansible_collections.mailflow.exchange.plugins.module_utils.remediation import (
     _START_MODE_ACTION, PROCESS_WAIT_SECONDS, REG_TYPE_TO_KIND, SERVICE_WAIT_SECONDS, Change, FixError)
 # The snapshot's own decoding of a result (DWORDs unsigned, files as text), so a rollback's reading of the
 # current value is the same as the reading the fix's `before` and `after` came from.
 from ansible_collections.mailflow.exchange.plugins.module_utils.snapshot import _decode as decode_result
+from ansible_collections.mailflow.exchange.plugins.module_utils.snapshot import reg_data
 
 
 def _reg_text(value: dict) -> str:
@@ -76,10 +77,9 @@ class RegistryValue(_Kind):
     def prev(self, c, prev):
         if prev.get("existed") in (1, True):
             rtype = REG_KIND_TO_TYPE.get(prev.get("type"), prev.get("type"))
-            data = prev.get("data")
-            if rtype == "REG_DWORD" and isinstance(data, int):
-                data &= 0xFFFFFFFF
-            c.before = {"exists": True, "type": rtype, "data": data}
+            # As the snapshot decodes it: a REG_BINARY as hex and a REG_MULTI_SZ as a list, which is what a
+            # restore writes back (and JSON can hold).
+            c.before = {"exists": True, "type": rtype, "data": reg_data(rtype, prev.get("data"))}
         else:
             c.before = {"exists": False}
 
@@ -180,7 +180,7 @@ class AdsiAttribute(_Kind):
     def read_ops(self, c, facts):
         if _iis(c):  # the IIS provider is not searchable: its properties are read from MetaBase.xml (IIS saves it)
             item = facts["collect"]["metabase"]
-            return [Op("file_read", (item["path"], str(item.get("max_bytes", 1 << 20))))]
+            return [Op("file_read", (item["path"], str(item.get("max_bytes", 1 << 20)), str(FILE_CHUNK_BYTES)))]
         # Subtree from the object itself (the only scope the runner's search has); the object is picked by its DN.
         return [Op("adsi_search", (c.target["dn"], "(objectClass=*)", (c.target["attribute"],)))]
 
@@ -226,8 +226,8 @@ class MsiFeature(_Kind):
         return [Op("run_process", ("msiexec.exe", tuple(argv), PROCESS_WAIT_SECONDS, ("0", "3010")))]
 
     def read_ops(self, c, facts):
-        # WQL LIKE on the exact product name: its wildcards taken literally ([%], [_], [[]).
-        pattern = "".join(f"[{ch}]" if ch in "%_[" else ch for ch in c.target.get("product") or "") or "%"
+        # A -like wildcard of the exact product name: its own wildcard characters taken literally.
+        pattern = "".join(f"[{ch}]" if ch in "*?[" else ch for ch in c.target.get("product") or "") or "*"
         return [Op("msi_features", (pattern,))]
 
     def current(self, c, results):
@@ -315,14 +315,21 @@ class FileReplace(_Kind):
         return f"{v.get('size')} bytes sha256 {str(v.get('sha256', ''))[:12]}" if v else "(absent)"
 
     def apply(self, c):
-        return self._around(c, Op("file_copy", (c.target["source"], c.target["path"], c.target["keep_as"])))
+        return self._around(c, self._copy(c, c.target["source"], c.target["keep_as"]))
 
     def restore(self, c):
-        return self._around(c, Op("file_copy", (c.target["keep_as"], c.target["path"], "")))
+        return self._around(c, self._copy(c, c.target["keep_as"], ""))
+
+    @staticmethod
+    def _copy(c, source: str, keep_as: str) -> Op:
+        # The copy checks on the host that every service stopped around it is Stopped: a stop whose wait
+        # expired leaves IIS Admin running, and the copy then refuses instead of racing it.
+        return Op("file_copy", (source, c.target["path"], keep_as, tuple(c.target.get("stop") or ())))
 
     def read_ops(self, c, facts):
         # The only file replaced is the metabase's, read whole as the fix read it (knowledge collect.metabase).
-        return [Op("file_read", (c.target["path"], str(facts["collect"]["metabase"].get("max_bytes", 1 << 20))))]
+        return [Op("file_read", (c.target["path"], str(facts["collect"]["metabase"].get("max_bytes", 1 << 20)),
+                                 str(FILE_CHUNK_BYTES)))]
 
     def current(self, c, results):
         if results[0].error is not None:

@@ -14,6 +14,7 @@ from typing import Any, Callable, Iterator
 
 from ansible_collections.mailflow.exchange.plugins.module_utils.firewalls import Firewall
 from ansible_collections.mailflow.exchange.plugins.module_utils.hostview import HostView
+from ansible_collections.mailflow.exchange.plugins.module_utils.snapshot import greeting_name, identity
 
 # PIX Mailguard turns every banner character except "2", "0" and spaces into "*"
 # (KB 295725: "220 *********0****...****2****"; KB 320027 shows it with no space after
@@ -89,6 +90,7 @@ class HostEntry:
     snapshot: dict | None = None
     error: str | None = None                   # why there is no snapshot
     declared: dict[str, Any] = field(default_factory=dict)  # inventory hints: platform, greylisting
+    greeting: str | None = None  # the FQDN its SMTP greeting gave a peer's probe (set by Fleet for hosts without a snapshot)
 
     @cached_property
     def view(self) -> HostView | None:
@@ -96,10 +98,13 @@ class HostEntry:
         return HostView(self.snapshot) if self.snapshot is not None else None
 
     @property
+    def identity(self) -> dict:
+        """Who the host is (snapshot.identity): what it reported, else the inventory's names, labelled."""
+        return identity(self.snapshot, self.name, self.fqdn, self.greeting)
+
+    @property
     def computer_name(self) -> str:
-        if self.snapshot:
-            return self.snapshot["platform"]["computer_name"]
-        return (self.fqdn or self.name).split(".")[0].upper()
+        return self.identity["computer_name"]
 
 
 class Fleet:
@@ -111,6 +116,12 @@ class Fleet:
         self._names = self._name_index()
         self.greylist_codes = tuple(str(c) for c in self.settings.get("greylist_reply_codes", {}).get("value", GREYLIST_CODES))
         self._probes = self._collect_probes()
+        # A host without a snapshot (unmanaged, unreachable) still names itself in its SMTP greeting to its peers.
+        for p in self._probes:
+            e = self.entries.get(p.target)
+            if e is not None and e.snapshot is None and e.greeting is None:
+                e.greeting = greeting_name(p.raw.get("banner"))
+        self._names = self._name_index()
         # Every detector asks "who probed X" for every host: index once, not N x N^2 scans.
         self._by_target: dict[str, list[Probe]] = {}
         self._by_source: dict[str, list[Probe]] = {}
@@ -148,7 +159,8 @@ class Fleet:
         """Every name a host goes by -> its inventory name (first host wins, in inventory order)."""
         index: dict[str, str] = {}
         for e in self:
-            for alias in (e.name, e.fqdn, e.address, e.computer_name, (e.fqdn or "").split(".")[0]):
+            who = e.identity
+            for alias in (e.name, e.fqdn, e.address, who["computer_name"], who["fqdn"]):
                 if alias:
                     index.setdefault(alias.lower(), e.name)
         return index

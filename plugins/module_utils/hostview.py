@@ -51,7 +51,19 @@ class HostView:
         for path, entry in keys.items():
             if path.lower().endswith("\\" + wanted):
                 return entry
+        self._denied_below(item_id, keys, wanted)
         return None
+
+    @staticmethod
+    def _denied_below(item_id: str, keys: dict, wanted: str) -> None:
+        """Missing when `wanted` lies in a subkey the host's account could not read: not there is not absent."""
+        root = next(iter(keys)).lower()
+        target = root + "\\" + wanted
+        for path, entry in keys.items():
+            for name, why in (entry.get("denied") or {}).items():
+                denied = (path + "\\" + name).lower()
+                if target == denied or target.startswith(denied + "\\"):
+                    raise Missing(f"{item_id}: {path}\\{name} could not be read on the host: {why}")
 
     def reg_value(self, item_id: str, name: str, suffix: str = "") -> Any:
         key = self.reg_key(item_id, suffix)

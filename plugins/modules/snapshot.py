@@ -5,7 +5,7 @@
 
 DOCUMENTATION = r"""
 module: snapshot
-short_description: Gather an Exchange 2003 host's mail-flow snapshot in one WinRM command
+short_description: Gather an Exchange 2003 host's mail-flow snapshot, in one WinRM command when it fits
 version_added: 0.1.0
 description:
   - Collects, in one WinRM command, everything mailflow's detectors need from a Windows Server 2003 /
@@ -17,6 +17,14 @@ description:
     where ansible-core's module wrapper refuses PowerShell below 5.1. Use it in plays with C(gather_facts) off.
   - The command line stays at about 1,000 characters whatever the number of peers or items (cmd.exe refuses
     lines over 8,191); the request and script travel on stdin, and every value reaches PowerShell base64-encoded.
+  - One command's stdin stays within what WinRM 2.0 accepts (C(mailflow_winrm_max_envelope_kb), default 150) and
+    probes at most C(mailflow_probes_per_command) peers (default 250); a request that does not fit goes in a few
+    commands instead of one (hundreds of peers).
+  - Active Directory is read with an explicit-credential bind, as C(mailflow_ad_username) / C(mailflow_ad_password)
+    (default the host's C(ansible_user) / C(ansible_password)), because a WinRM logon over NTLM has no credentials for the
+    domain controller. The credentials travel inside the encoded request only; they are never in the result.
+  - Who the host is (its computer name, hence its Exchange server object) comes from what the host reports
+    (Win32_ComputerSystem), not from its inventory name, which may be an address or an alias.
   - What is collected, and why, is data in C(plugins/module_utils/knowledge.yml); the inventory can override it
     with O(knowledge) or the C(mailflow_knowledge) variable.
   - Never changes the host.
@@ -28,11 +36,10 @@ options:
     type: list
     elements: raw
     default: []
-  computer_name:
-    description: The host's NetBIOS name, used to find its Exchange server object in AD. Defaults to the first label of O(fqdn), upper-cased.
-    type: str
   fqdn:
-    description: The host's FQDN, used in EHLO. Defaults to C(mailflow_fqdn), else the inventory name.
+    description:
+      - The host's FQDN, used in EHLO and for the sender's domain. Defaults to C(mailflow_fqdn), else the inventory name;
+        when that is an address the host fills in its own FQDN. Names the host only if the host reports no name itself.
     type: str
   knowledge:
     description: Overrides merged over the knowledge file (dicts merge, lists replace). Defaults to C(mailflow_knowledge).
@@ -55,8 +62,9 @@ attributes:
   platform:
     platforms: windows
 notes:
-  - Reading stdin with C([Console]::In) under PowerShell 2.0 over WinRS is what the bootstrap relies on; it is exercised
-    against the lab, not yet against a physical Windows Server 2003 host (see docs/runner.md).
+  - The bootstrap reads stdin as C($input), which PowerShell 2.0's console host fills from redirected stdin; run
+    C(playbooks/selftest.yml) first on a new estate, which checks this and every other operation on each host
+    (see docs/runner.md for what is not yet confirmed on a physical Windows Server 2003 host).
 author:
   - mailflow contributors
 """

@@ -152,7 +152,7 @@ class FixRun:
         follow = self.cause.follow_up_reads(reading.view, self.facts) if hasattr(self.cause, "follow_up_reads") else []
         if follow:
             results = self.session.run([op for _, op in follow])
-            extra = snapshot.assemble(self.host, self.host, follow, results, collected_at="", duration_ms=0, transport={})
+            extra = snapshot.assemble(self.host, follow, results, collected_at="", duration_ms=0, transport={})
             reading.view.items[self.cause.FOLLOW_UP_ITEM] = extra["items"]
         return reading
 

@@ -3,8 +3,11 @@
 """One host as the actions that run operations on it see it: a command, its decoded results, or HostLost.
 
 Every call is one WinRM command through the host's own connection (the raw path:
-ansible.windows cannot run on PowerShell 2.0). The fixes, the coordinated
-restart and the rollback use it; none of them builds a command line itself.
+ansible.windows cannot run on PowerShell 2.0), or a few when one would not fit
+WinRM 2.0's envelope (psrunner.batches). The fixes, the coordinated restart and
+the rollback use it; none of them builds a command line itself. The request
+carries the host's AD credentials and WMI timeout (runner_context), so the
+smart host fix's AD write binds explicitly, as the audit's reads do.
 """
 from __future__ import annotations
 
@@ -17,6 +20,7 @@ from ansible.errors import AnsibleActionFail, AnsibleConnectionFailure
 from ansible_collections.mailflow.exchange.plugins.module_utils import psrunner, snapshot
 from ansible_collections.mailflow.exchange.plugins.module_utils.hostview import HostView
 from ansible_collections.mailflow.exchange.plugins.module_utils.psrunner import Op, OpResult
+from ansible_collections.mailflow.exchange.plugins.plugin_utils import runner_context
 
 try:  # pywinrm's transport errors (an HTTP 500 mid-command, say) are not AnsibleConnectionFailure
     from winrm.exceptions import WinRMError as _WinRMError
@@ -36,24 +40,26 @@ class Reading:
 
 
 class HostSession:
-    def __init__(self, action, host: str):
+    def __init__(self, action, host: str, task_vars: dict | None = None):
+        """task_vars: the host's variables, for the request context and the command limits (runner_context); the
+        defaults (no AD credentials, WinRM 2.0's envelope) without them."""
         self._action = action
         self.host = host
+        self.context = runner_context.context(action, task_vars) if task_vars is not None else psrunner.Context()
+        self.limits = runner_context.limits(action, task_vars) if task_vars is not None else psrunner.Limits()
 
     def run(self, ops: Sequence[Op]) -> list[OpResult]:
-        """Run `ops` in one command. HostLost when the transport failed or the output is cut off (the command
-        may have run in part); AnsibleActionFail when a complete answer cannot be decoded."""
-        cmd = psrunner.command_line()
+        """Run `ops`, in one command when they fit. HostLost when the transport failed or the output is cut off
+        (the command may have run in part); AnsibleActionFail when a complete answer cannot be decoded."""
         try:
-            res = self._action._low_level_execute_command(cmd, in_data=psrunner.stdin_payload(ops), sudoable=False)
+            return psrunner.run(runner_context.executor(self._action), ops, self.context, self.limits)
         except (AnsibleConnectionFailure, OSError, _WinRMError) as exc:  # requests' ConnectionError is an OSError
             raise HostLost(str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__) from exc
-        try:
-            return psrunner.decode_output(res.get("stdout", ""), ops)
         except psrunner.RunnerError as exc:
-            if res.get("rc") not in (0, None) or not res.get("stdout"):
+            res = exc.response
+            if res is not None and (res.get("rc") not in (0, None) or not res.get("stdout")):
                 raise HostLost(f"{exc} (rc={res.get('rc')})") from exc
-            raise AnsibleActionFail(f"{self.host}: {exc} (rc={res.get('rc')})") from exc
+            raise AnsibleActionFail(f"{self.host}: {exc}" + (f" (rc={res.get('rc')})" if res is not None else "")) from exc
 
     def read(self, facts: dict, items: Sequence[str], before: Sequence[Op] = ()) -> Reading:
         """A fresh read of knowledge `items`, after the operations in `before` (a service restart, say)."""
@@ -76,5 +82,5 @@ class HostSession:
 
     def view(self, plan: list[tuple[str, Op]], results: list[OpResult]) -> HostView:
         now = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-        return HostView(snapshot.assemble(self.host, self.host.split(".")[0].upper(), plan, results, collected_at=now,
-                                          duration_ms=0, transport={}))
+        return HostView(snapshot.assemble(self.host, plan, results, collected_at=now, duration_ms=0,
+                                          transport={"ad_bind": runner_context.ad_bind(self.context)}))

@@ -126,3 +126,20 @@ def test_a_metabase_ds2mb_did_not_update_fails_and_ad_is_restored(lab, tmp_path)
     assert "verification failed (service SMTPSVC: metabase /LM/SmtpSvc/1 SmartHost '10.9.9.9'" in proc.stdout, proc.stdout[-2000:]
     assert "restored from the backup" in proc.stdout
     assert ad_smarthost(lab) == ["10.9.9.9"] and backup_of(tmp_path)["state"] == "restored"
+
+
+NTLM = {"ansible_winrm_transport": "ntlm", "ansible_winrm_scheme": "http", "ansible_port": 5985}
+
+
+def test_over_ntlm_the_ad_write_binds_with_the_winrm_credentials_and_fails_clearly_without_them(lab, tmp_path):
+    """The second hop: an NTLM logon has nothing to pass to the DC. The fix's AD read and write bind explicitly as
+    mailflow_ad_username (default: the WinRM account); bound as the logon itself, the DC refuses and nothing changes."""
+    host_vars = {"mailflow_smarthost_expected": EXPECTED, **NTLM}
+    proc = fixplay.play(lab, tmp_path, CAUSE, host_vars={"EXCH04": dict(host_vars, mailflow_ad_username="")})
+    out = " ".join((proc.stdout + proc.stderr).split())
+    assert proc.returncode != 0 and ad_smarthost(lab) == ["10.9.9.9"]
+    assert "mailflow_ad_username" in out and "0x80072020" in out, out[-3000:]
+    (tmp_path / "explicit").mkdir()
+    proc = fixplay.play(lab, tmp_path / "explicit", CAUSE, host_vars={"EXCH04": host_vars})
+    assert proc.returncode == 0 and "changed=1" in proc.stdout, proc.stdout[-3000:]
+    assert ad_smarthost(lab) == [EXPECTED]

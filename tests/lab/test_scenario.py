@@ -348,3 +348,46 @@ def test_an_address_block_moves_every_host_so_two_labs_of_one_scenario_can_run_a
         {h.address.split(".", 2)[2] for h in load_scenario(DEMO_SCENARIO, now=NOW).hosts.values()}
     with pytest.raises(ScenarioError, match="address block 0"):
         load_scenario(DEMO_SCENARIO, now=NOW, address_block=0)
+
+
+# --------------------------------------------------------------------------- what a real host limits
+
+def test_what_a_real_host_limits_is_raw_state_that_loads_and_round_trips(demo_data):
+    data = copy.deepcopy(demo_data)
+    ex1 = data["hosts"]["EXCH01"]
+    ex1.update({
+        "winrm_config": {"MaxEnvelopeSizekb": 100},
+        "windows_components": {"wmi_installer_provider": False},
+        "event_logs": {"Application": {"entries": 30000, "oldest": "now-2d", "source": "Userenv", "writes_per_second": 50}},
+        "registry_unreadable": [r"HKLM\SOFTWARE\Symantec"],
+        "wmi_unresponsive": [EXCHANGE_V2],
+        "files": {r"C:\Program Files\Exchsrvr\Mailroot\vsi 1\Queue\x.eml": {"text": "x", "mtime": "now-1h", "transient": True}},
+        "services": {"IISADMIN": {"display_name": "IIS Admin Service", "stop_seconds": 90}},
+        "smtp_engine": {"resets_on": ["EHLO"]},
+    })
+    ex1.setdefault("os", {})["domain_role"] = 5
+    data["network"]["dns_delays"] = {"exch02.corp.example": 2000}
+    fleet = load_scenario_data(data, "<test>", now=NOW)
+    host = fleet.host("EXCH01")
+    assert host.winrm_config == {"MaxEnvelopeSizekb": 100, "MaxMemoryPerShellMB": 150, "MaxTimeoutms": 60000}
+    assert fleet.host("EXCH02").winrm_config["MaxEnvelopeSizekb"] == 150  # WinRM 2.0's default
+    assert not host.component("wmi_installer_provider") and fleet.host("EXCH02").component("wmi_installer_provider")
+    assert host.event_logs["Application"]["oldest"] == "2026-11-18T12:00:00Z"
+    assert not host.registry_readable(r"HKLM\SOFTWARE\Symantec\SMSMSE") and host.registry_readable(r"HKLM\SOFTWARE\Microsoft")
+    assert host.service("IISADMIN").stop_seconds == 90 and host.os["domain_role"] == 5
+    assert host.files.read(r"C:\Program Files\Exchsrvr\Mailroot\vsi 1\Queue\x.eml").transient
+    plain = fleet_to_plain(fleet)
+    assert fleet_to_plain(fleet_from_plain(copy.deepcopy(plain))) == plain
+
+
+@pytest.mark.parametrize("mutate, expected", [
+    (lambda h: h.update(winrm_config={"MaxEnvelopeSizekb": 8}), r"winrm_config\.MaxEnvelopeSizekb: 8 is less than the minimum of 32"),
+    (lambda h: h.update(windows_components={"msi": False}), r"windows_components: Additional properties"),
+    (lambda h: h.update(event_logs={"Application": {"entries": 5}}), r"event_logs\['Application'\]: 'oldest' is a required property"),
+    (lambda h: h.update(registry_unreadable=["SOFTWARE\\x"]), r"registry_unreadable\[0\]: 'SOFTWARE.*x' does not match"),
+])
+def test_the_limits_are_checked_by_name(demo_data, mutate, expected):
+    data = copy.deepcopy(demo_data)
+    mutate(data["hosts"]["EXCH01"])
+    with pytest.raises(ScenarioError, match=expected):
+        load_scenario_data(data, "s.yml", now=NOW)

@@ -28,9 +28,13 @@ from lab.ca import LabCA
 from lab.runtime import Metrics
 from lab.state import ActiveDirectory, Filesystem, FleetState, HostState, Registry
 from lab.wsman.server import WinRMListener
+from tests.conftest import _BLOCKS as conftest_blocks
 
 HTTP_PORT, HTTPS_PORT = 45985, 45986
 _octets = itertools.count(1)
+# 127.<this run's block>.77.n: a block of the run's own range (tests/conftest.py), so two workers, or two
+# checkouts tested at once, never bind the same address and port.
+_BLOCK = next(conftest_blocks)
 
 
 class RecordingExecutor:
@@ -38,11 +42,13 @@ class RecordingExecutor:
 
     def __init__(self, exit_code: int = 0) -> None:
         self.calls: list[tuple[str, str, bytes]] = []
+        self.logons: list = []  # the shells.Logon each call ran under
         self.exit_code = exit_code
         self.respond = None  # optional (command_line, stdin) -> (stdout, stderr, rc)
 
-    def __call__(self, host_name: str, command_line: str, stdin: bytes) -> tuple[bytes, bytes, int]:
+    def __call__(self, host_name: str, command_line: str, stdin: bytes, logon=None) -> tuple[bytes, bytes, int]:
         self.calls.append((host_name, command_line, stdin))
+        self.logons.append(logon)
         if self.respond is not None:
             return self.respond(command_line, stdin)
         return f"ran: {command_line}".encode() + stdin, b"", self.exit_code
@@ -54,7 +60,7 @@ class RecordingExecutor:
 
 def make_host(name: str, username: str, password: str) -> HostState:
     return HostState(
-        name=name, fqdn=f"{name.lower()}.corp.example", address=f"127.0.77.{next(_octets)}",
+        name=name, fqdn=f"{name.lower()}.corp.example", address=f"127.{_BLOCK}.77.{next(_octets)}",
         username=username, password=password,
         os={"caption": "Microsoft(R) Windows(R) Server 2003, Enterprise Edition", "version": "5.2.3790",
             "build": "3790", "service_pack": "Service Pack 2", "computer_name": name, "domain": "corp.example"},
@@ -214,6 +220,48 @@ def test_slow_command_answers_operation_timeout_until_done(lab):
     protocol = lab.protocol(lab.exch, operation_timeout_sec=1, read_timeout_sec=3)
     assert run(protocol, "slow.exe") == (b"slow", b"", 0)
     assert listener.stats.operation_timeouts >= 1
+
+
+def test_a_request_over_max_envelope_size_is_answered_413(lab):
+    """WinRM 2.0's MaxEnvelopeSizekb (150 by default) bounds what one Send may carry; ansible.windows#391/#620."""
+    listener = lab.listen(lab.exch)
+    protocol = lab.protocol(lab.exch)
+    shell = protocol.open_shell()
+    fits, too_big = b"a" * 110_000, b"a" * 120_000  # base64 in the envelope: about 147 KB and 160 KB
+    command_id = protocol.run_command(shell, "more", console_mode_stdin=False)
+    protocol.send_command_input(shell, command_id, fits, end=True)
+    assert protocol.get_command_output(shell, command_id)[0].endswith(fits)
+    command_id = protocol.run_command(shell, "more", console_mode_stdin=False)
+    with pytest.raises(WinRMTransportError, match="Code 413"):
+        protocol.send_command_input(shell, command_id, too_big, end=True)
+    assert listener.stats.oversize_requests == 1 and 150 * 1024 < listener.stats.largest_request
+    lab.exch.winrm_config["MaxEnvelopeSizekb"] = 500  # as `winrm set winrm/config @{MaxEnvelopeSizekb="500"}`
+    protocol.send_command_input(shell, command_id, too_big, end=True)
+    assert protocol.get_command_output(shell, command_id)[0].endswith(too_big)
+
+
+def test_an_operation_timeout_over_max_timeoutms_is_cut_to_it(lab):
+    """MS-WSMAN 3.1.4.1.x: an OperationTimeout above MaxTimeoutms is not refused, the server uses MaxTimeoutms."""
+    listener = lab.listen(lab.exch)
+    lab.exch.winrm_config["MaxTimeoutms"] = 500
+    lab.executor.respond = lambda line, stdin: (time.sleep(1.2), (b"late", b"", 0))[1]
+    protocol = lab.protocol(lab.exch, operation_timeout_sec=20, read_timeout_sec=30)
+    started = time.monotonic()
+    assert run(protocol, "slow.exe") == (b"late", b"", 0)
+    assert listener.stats.operation_timeouts >= 2 and time.monotonic() - started < 5
+
+
+def test_the_shell_remembers_how_its_user_logged_on(lab):
+    """NTLM over HTTP is a network logon with no credentials for a second hop; Basic over HTTPS is a cleartext one."""
+    lab.listen(lab.exch)
+    lab.listen(lab.exch, "https")
+    run(lab.protocol(lab.exch), "hostname")
+    https = winrm.Protocol(f"https://{lab.exch.address}:{HTTPS_PORT}/wsman", transport="basic", username=lab.exch.username,
+                           password=lab.exch.password, server_cert_validation="validate", ca_trust_path=lab.ca.ca_pem_path)
+    run(https, "hostname")
+    (ntlm, basic) = lab.executor.logons
+    assert (ntlm.mechanism, ntlm.network_credentials) == ("ntlm", False)
+    assert (basic.mechanism, basic.network_credentials) == ("basic", True)
 
 
 def test_unknown_shell_or_command_is_a_wsman_fault(lab):

@@ -31,7 +31,9 @@ def run_raw(lab, host_name: str, command_line: str, stdin: bytes | None = None, 
         p.close_shell(shell)
 
 
-def run_ops(lab, host_name: str, ops: list, scheme: str = "http") -> list[psrunner.OpResult]:
-    out, err, rc = run_raw(lab, host_name, psrunner.command_line(), psrunner.stdin_payload(ops), scheme)
+def run_ops(lab, host_name: str, ops: list, scheme: str = "http", context: psrunner.Context | None = None) -> list[psrunner.OpResult]:
+    """The operations in one command over pywinrm: NTLM over HTTP (no credentials for a second hop), or Basic
+    over HTTPS (a cleartext logon that has them)."""
+    out, err, rc = run_raw(lab, host_name, psrunner.command_line(), psrunner.stdin_payload(ops, context), scheme)
     assert rc == 0, err
     return psrunner.decode_output(out, ops)

@@ -20,10 +20,13 @@ def take(lab, host: str, knowledge_overrides: dict | None = None, peers: list[st
     plan = snapshot.build_plan(facts, [{"name": n, "target": lab.fleet.hosts[n].fqdn} for n in names if n != host],
                                helo=h.fqdn, domain=h.fqdn.split(".", 1)[1])
     ops = [op for _, op in plan]
-    out, _err, _rc = lab.execute(host, psrunner.command_line(), psrunner.stdin_payload(ops))
-    results = psrunner.decode_output(out.decode("utf-8"), ops)
+
+    def execute(cmd, stdin):
+        out, err, rc = lab.execute(host, cmd, stdin)
+        return {"stdout": out.decode("utf-8"), "stderr": err.decode("utf-8", "replace"), "rc": rc}
+    results = psrunner.run(execute, ops)
     now = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-    return snapshot.assemble(host, h.name.upper(), plan, results, collected_at=now, duration_ms=0,
+    return snapshot.assemble(host, plan, results, collected_at=now, duration_ms=0,
                              transport={"command_line_length": 0, "stdin_bytes": 0, "operations": len(ops)})
 
 

@@ -91,3 +91,15 @@ def test_the_fix_record_keeps_what_the_hosts_answered():
     assert doc["summary"]["changed"] == 1 and doc["summary"]["interrupted"] == 1
     md = fixrun.render_md(doc)
     assert "pending restart of SMTPSVC" in md and "lost \\| the connection" in md
+
+
+def test_a_backup_restores_binary_and_one_item_multi_string_values_as_they_were():
+    """The prev row brings a REG_BINARY as bytes and a REG_MULTI_SZ as a list (the dispatcher no longer unrolls
+    them); the backup keeps them as the snapshot does, and the restore writes the same bytes and list back."""
+    for kind, raw, kept, wire in (("Binary", b"\x00\xff\x10", "00ff10", "00ff10"), ("MultiString", ["only"], ["only"], "only")):
+        c = Change("registry_value", {"path": r"HKLM\SOFTWARE\V", "name": "X"}, None,
+                   {"exists": True, "type": "REG_SZ", "data": "new"})
+        remediation.record_prev(c, [("prev", {"existed": 1, "type": kind, "data": raw})])
+        assert c.before["data"] == kept
+        (op,) = c.restore_ops()
+        assert op.args == (r"HKLM\SOFTWARE\V", "X", kind, wire)

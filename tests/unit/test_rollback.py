@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ansible_collections.mailflow.exchange.plugins.module_utils import change, knowledge, remediation
+from ansible_collections.mailflow.exchange.plugins.module_utils import change, knowledge, psrunner, remediation
 from ansible_collections.mailflow.exchange.plugins.module_utils import rollback as rb
 from ansible_collections.mailflow.exchange.plugins.module_utils.causes import metabase_corrupt
 from ansible_collections.mailflow.exchange.plugins.module_utils.psrunner import Op, OpResult
@@ -24,6 +24,12 @@ METABASE = ('<?xml version ="1.0"?>\r\n<configuration xmlns="urn:microsoft-catal
 def answer(op: Op, *rows, error=None) -> OpResult:
     """The runner's result of `op`: rows as dispatcher.ps1 writes them."""
     return OpResult(0, op, list(rows), error)
+
+
+def file_rows(path: str, data: bytes) -> tuple:
+    """A file_read's answer: its file row, then its data in chunk rows."""
+    return (("file", {"path": path, "size": len(data), "mtime": None, "read": len(data)}),
+            *(("chunk", {"offset": i, "data": data[i:i + 4]}) for i in range(0, len(data), 4)))
 
 
 def current(c: Change, *rows, error=None):
@@ -74,21 +80,21 @@ def test_an_iis_property_is_read_from_metabase_xml():
     c = Change("adsi_attribute", {"dn": "IIS://localhost/SMTPSVC/1", "attribute": "ConnectResponse"}, [""], ["mx ready"])
     (op,) = c.handler.read_ops(c, FACTS)
     assert op.name == "file_read" and op.args[0] == FACTS["collect"]["metabase"]["path"]
-    row = ("file", {"path": "MetaBase.xml", "size": len(METABASE), "mtime": None, "data": METABASE.encode()})
-    assert current(c, row) == [""]  # set but empty, as the fix recorded it
+    row = file_rows("MetaBase.xml", METABASE.encode())
+    assert current(c, *row) == [""]  # set but empty, as the fix recorded it
     assert rb.decide(c, [""]) == rb.ALREADY
     other = Change("adsi_attribute", {"dn": "IIS://localhost/SMTPSVC/2", "attribute": "connectresponse"}, [], ["x"])
-    assert current(other, row) == []  # not set there
+    assert current(other, *row) == []  # not set there
     with pytest.raises(FixError, match="no such metabase key"):
-        current(Change("adsi_attribute", {"dn": "IIS://localhost/SMTPSVC/9", "attribute": "X"}, [], ["x"]), row)
+        current(Change("adsi_attribute", {"dn": "IIS://localhost/SMTPSVC/9", "attribute": "X"}, [], ["x"]), *row)
     with pytest.raises(FixError, match="not well-formed"):
-        current(c, ("file", {"path": "MetaBase.xml", "size": 9, "mtime": None, "data": b"<broken"}))
+        current(c, *file_rows("MetaBase.xml", b"<broken"))
 
 
 def test_an_msi_feature_is_found_by_product_code_and_name_with_like_wildcards_escaped():
     c = Change("msi_feature", {"product_code": "{ABC}", "product": "Symantec_AV 10% [CE]", "feature": "Pop3Smtp"}, 3, 2)
     (op,) = c.handler.read_ops(c, FACTS)
-    assert op.args == ("Symantec[_]AV 10[%] [[]CE]",)
+    assert op.args == ("Symantec_AV 10% [[]CE]",)  # a -like wildcard: only * ? [ are special
     rows = [("feature", {"product_code": "{abc}", "name": "Pop3Smtp", "state": 2}),
             ("feature", {"product_code": "{ABC}", "name": "Other", "state": 3})]
     assert current(c, *rows) == 2 and rb.decide(c, 2) == rb.RESTORE
@@ -118,12 +124,12 @@ def test_a_firewall_opening_is_read_from_its_profile_and_compared_with_netsh_spe
 def test_a_replaced_file_hashes_as_metabase_corrupt_recorded_it():
     c = Change("file_replace", {"path": r"C:\WINDOWS\system32\inetsrv\MetaBase.xml", "source": "h", "keep_as": "k"}, {}, {})
     (op,) = c.handler.read_ops(c, FACTS)
-    assert op.args == (c.target["path"], str(FACTS["collect"]["metabase"]["max_bytes"]))
+    assert op.args == (c.target["path"], str(FACTS["collect"]["metabase"]["max_bytes"]), str(psrunner.FILE_CHUNK_BYTES))
     data = b"\xef\xbb\xbf" + METABASE.encode()
-    got = current(c, ("file", {"path": c.target["path"], "size": len(data), "mtime": None, "data": data}))
+    got = current(c, *file_rows(c.target["path"], data))
     assert got == metabase_corrupt._file({"text": METABASE, "size": len(data)}) and got["size"] == len(data)
-    binary = current(c, ("file", {"path": "x", "size": 2, "mtime": None, "data": b"\xff\x00\xfe"}))
-    assert binary == metabase_corrupt._file({"base64": "/wD+", "size": 2})
+    binary = current(c, *file_rows("x", b"\xff\x00\xfe"))
+    assert binary == metabase_corrupt._file({"base64": "/wD+", "size": 3})
     assert current(c, ("missing", {"path": "x"})) == {} and c.handler.same(c, {}, {})
 
 

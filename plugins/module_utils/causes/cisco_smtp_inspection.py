@@ -33,7 +33,8 @@ _CLEAR = ("banner", "greylisted", "rejected")
 
 
 def _names(entry) -> tuple:
-    return (entry.name, entry.fqdn, entry.computer_name, (entry.fqdn or "").split(".")[0] or None)
+    who = entry.identity
+    return (entry.name, entry.fqdn, who["computer_name"], who["fqdn"])
 
 
 def placements(fleet, breaking) -> dict[str, dict[str, str | None]]:

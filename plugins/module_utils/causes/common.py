@@ -33,7 +33,7 @@ def per_host(fleet: Fleet, cause: fd.Cause, decide: Callable[[HostEntry, HostVie
             continue
         if kinds is not None and view.kind == "exchange" and any(k.startswith("exchange") for k in kinds):
             # Exchange of a version the snapshot could not tell: the cause may well apply.
-            out.append(fd.unknown(cause, entry.name, f"{entry.name} runs Exchange of an unknown version"))
+            out.append(fd.unknown(cause, entry.name, unknown_version(entry, view)))
             continue
         if kinds is not None and view.kind not in kinds:
             out.append(fd.not_applicable(cause, entry.name, f"{entry.name} is {view.kind}; this cause concerns {', '.join(kinds)}"))
@@ -45,6 +45,12 @@ def per_host(fleet: Fleet, cause: fd.Cause, decide: Callable[[HostEntry, HostVie
         except MetabaseError as exc:
             out.append(fd.unknown(cause, entry.name, f"the metabase cannot be read ({exc})"))
     return out
+
+
+def unknown_version(entry: HostEntry, view: HostView) -> str:
+    """Why a host is Exchange of an unknown version, with what to do when the snapshot knows (e.g. AD refused)."""
+    note = view.platform.get("kind_note")
+    return f"{entry.name} runs Exchange of an unknown version" + (f": {note}" if note else "")
 
 
 def no_snapshot_reason(entry: HostEntry) -> str:

@@ -31,7 +31,8 @@ import re
 
 from ansible_collections.mailflow.exchange.plugins.module_utils import findings as fd
 from ansible_collections.mailflow.exchange.plugins.module_utils import symptoms
-from ansible_collections.mailflow.exchange.plugins.module_utils.causes.common import greylisting_peers, no_snapshot_reason, sends_to
+from ansible_collections.mailflow.exchange.plugins.module_utils.causes.common import (
+    greylisting_peers, no_snapshot_reason, sends_to, unknown_version)
 from ansible_collections.mailflow.exchange.plugins.module_utils.fleet import greylist_reply
 from ansible_collections.mailflow.exchange.plugins.module_utils.hostview import Missing
 from ansible_collections.mailflow.exchange.plugins.module_utils.metabase import MetabaseError
@@ -61,7 +62,8 @@ def detect(fleet):
     for entry in fleet:
         kind, _ = fleet.kind_of(entry.name)
         if kind == "exchange" or (entry.snapshot is None and (kind is None or kind in _SETTING)):
-            reason = no_snapshot_reason(entry) if entry.snapshot is None else "an Exchange server of unknown version: KB 950757 may apply"
+            reason = no_snapshot_reason(entry) if entry.snapshot is None else \
+                f"{unknown_version(entry, entry.view)}; KB 950757 may apply"
             out.append(fd.unknown(CAUSE, entry.name, reason))
         elif kind not in _SETTING:
             # Exchange 2000 and 5.5 have no such hotfix; KB 934709 excludes every Exchange server.

@@ -25,7 +25,7 @@ from ansible_collections.mailflow.exchange.plugins.module_utils.causes.common im
 from ansible_collections.mailflow.exchange.plugins.module_utils.fleet import ehlo_verbs
 from ansible_collections.mailflow.exchange.plugins.module_utils.hostview import Missing
 from ansible_collections.mailflow.exchange.plugins.module_utils.metabase import MetabaseError, parse
-from ansible_collections.mailflow.exchange.plugins.module_utils.psrunner import Op
+from ansible_collections.mailflow.exchange.plugins.module_utils.psrunner import FILE_CHUNK_BYTES, Op
 from ansible_collections.mailflow.exchange.plugins.module_utils.remediation import Change, FixError, setting
 
 CAUSE = fd.Cause(
@@ -202,7 +202,7 @@ def follow_up_reads(view, facts: dict) -> list[tuple[str, Op]]:
         return []
     max_bytes = str(_max_bytes(facts))
     paths = [p for pair in _history(view)[0][:MAX_CANDIDATES] for p in (pair["metabase"], pair["schema"])]
-    return [(p.lower(), Op("file_read", (p, max_bytes))) for p in paths + ([_live_schema(view)] if paths else [])]
+    return [(p.lower(), Op("file_read", (p, max_bytes, str(FILE_CHUNK_BYTES)))) for p in paths + ([_live_schema(view)] if paths else [])]
 
 
 def _accounts(text: str, params) -> set[str]:

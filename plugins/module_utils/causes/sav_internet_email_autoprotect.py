@@ -2,8 +2,9 @@
 
 The feature proxies SMTP on the server itself; Symantec says it "should never
 be run on any SMTP based Email servers" (field notes 000). It is found by its
-MSI feature caption through Win32_SoftwareFeature, never by a guessed feature
-name, and its InstallState says whether it is installed.
+MSI feature caption (the title Windows Installer keeps, as Win32_SoftwareFeature shows
+it; the runner reads it through WindowsInstaller.Installer), never by a guessed feature
+name, and its install state says whether it is installed.
 """
 from __future__ import annotations
 

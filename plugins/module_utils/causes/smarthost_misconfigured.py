@@ -16,6 +16,7 @@ from ansible_collections.mailflow.exchange.plugins.module_utils.causes.common im
 from ansible_collections.mailflow.exchange.plugins.module_utils.hostview import Missing
 from ansible_collections.mailflow.exchange.plugins.module_utils.metabase import MetabaseError
 from ansible_collections.mailflow.exchange.plugins.module_utils.remediation import NeedsInput, Change, FixError
+from ansible_collections.mailflow.exchange.plugins.module_utils.snapshot import identity
 
 CAUSE = fd.Cause(
     id="smarthost_misconfigured",
@@ -158,10 +159,8 @@ def fix_params(args: dict, facts: dict) -> dict:
 
 def _ad_servers(view) -> dict[str, tuple[str, dict]]:
     """This server's SMTP virtual servers in AD, {"1": (dn, attrs)}; the server object is named after the
-    computer's NetBIOS name (Win32_ComputerSystem.Name), which the host reports itself."""
-    rows = view.items.get("computer") or []
-    name = str((rows[0] or {}).get("Name") or "") if rows else ""
-    marker = f",cn=protocols,cn={(name or view.platform.get('computer_name', '')).lower()},cn=servers,"
+    computer's NetBIOS name, which the host reports itself (snapshot.identity)."""
+    marker = f",cn=protocols,cn={identity(view.snap, view.snap.get('host', ''))['computer_name'].lower()},cn=servers,"
     return {str((e["attrs"].get("cn") or [""])[0]): (e["dn"], e["attrs"])
             for e in view.item("ad_smtp_virtual_servers") or [] if marker in e["dn"].lower()}
 
