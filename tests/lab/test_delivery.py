@@ -282,7 +282,7 @@ def test_a_sender_with_smtp_disabled_and_a_corrupt_metabase_sends_nothing_until_
     assert queue(lab, "EXCHA") and counter(lab, "EXCHA", "delivery_attempts") == 0
     inetsrv = r"C:\WINDOWS\system32\inetsrv"
     run(lab, "EXCHA", Op("service_control", ("SMTPSVC", "stop", "30")),
-        Op("file_copy", (inetsrv + r"\History\MetaBase_0000000005_0000000000.xml", inetsrv + r"\MetaBase.xml", "")),
+        Op("file_copy", (inetsrv + r"\History\MetaBase_0000000005_0000000000.xml", inetsrv + r"\MetaBase.xml", "", ("SMTPSVC",))),
         Op("service_control", ("SMTPSVC", "start", "30")))
     drains(lab, "EXCHA")
 

@@ -41,7 +41,7 @@ def fix_everything_fixable(lab) -> None:
         cli.handle(line)
     with lab.fleet.lock:
         devices["PIX01"]["config"] += "no fixup protocol smtp 25\n"
-    run(lab, "EXCH07", Op("file_copy", (INETSRV + r"\History\MetaBase_0000000005_0000000000.xml", INETSRV + r"\MetaBase.xml", "")),
+    run(lab, "EXCH07", Op("file_copy", (INETSRV + r"\History\MetaBase_0000000005_0000000000.xml", INETSRV + r"\MetaBase.xml", "", ())),
         Op("service_control", ("SMTPSVC", "auto", "30")), Op("service_control", ("SMTPSVC", "start", "30")))
 
 
