@@ -79,22 +79,23 @@ PATTERN_SECONDS = 2.0
 
 
 def bounded_fullmatch(rx: "re.Pattern", text: str, seconds: float = PATTERN_SECONDS) -> bool:
-    """rx.fullmatch(text), in a child process given `seconds`: an operator's pattern such as ^CHG(\\d+)+$
-    backtracks exponentially on a near miss, and Python's re cannot be interrupted. ChangeError when it runs out."""
-    import multiprocessing
+    """rx.fullmatch(text), in a child Python given `seconds`: an operator's pattern such as ^CHG(\\d+)+$
+    backtracks exponentially on a near miss, and Python's re cannot be interrupted. ChangeError when it runs out.
+    (A child process, not a thread or a multiprocessing pool: Ansible runs this inside a forked worker.)"""
+    import subprocess
+    import sys
 
-    ctx = multiprocessing.get_context("fork")
-    with ctx.Pool(1) as pool:
-        pending = pool.apply_async(_fullmatch, (rx.pattern, rx.flags, text))
-        try:
-            return pending.get(seconds)
-        except multiprocessing.TimeoutError:
-            raise ChangeError(f"mailflow_change_id_pattern {rx.pattern!r} took more than {seconds:g} s to match "
-                              f"{text!r} (nested repetition such as (\\d+)+ backtracks without end): simplify it") from None
-
-
-def _fullmatch(pattern: str, flags: int, text: str) -> bool:
-    return re.compile(pattern, flags).fullmatch(text) is not None
+    code = ("import json, re, sys; p, f, t = json.load(sys.stdin); "
+            "sys.exit(0 if re.compile(p, f).fullmatch(t) else 1)")
+    try:
+        done = subprocess.run([sys.executable, "-I", "-c", code], input=json.dumps([rx.pattern, rx.flags, text]),
+                              text=True, capture_output=True, timeout=seconds)
+    except subprocess.TimeoutExpired:
+        raise ChangeError(f"mailflow_change_id_pattern {rx.pattern!r} took more than {seconds:g} s to match "
+                          f"{text[:80]!r} (nested repetition such as (\\d+)+ backtracks without end): simplify it") from None
+    if done.returncode not in (0, 1):
+        raise ChangeError(f"mailflow_change_id_pattern {rx.pattern!r} could not be matched: {done.stderr.strip()[-200:]}")
+    return done.returncode == 0
 
 
 def safe_id(change_id: Any) -> str:

@@ -7,11 +7,11 @@ module: inventory_check
 short_description: Check the inventory before any host is contacted
 version_added: 0.2.0
 description:
-  - Fails, naming each host and variable, when the inventory has no C(mailflow_servers) (a run that matches
+  - "Fails, naming each host and variable, when the inventory has no C(mailflow_servers) (a run that matches
     nothing must not pass), when an inventory name cannot name the files written for it (backups, snapshots,
-    reports: letters, digits, C(.), C(_), C(-), not starting with C(.), at most 128), or when a C(mailflow_fqdn)
+    reports - letters, digits, C(.), C(_), C(-), not starting with C(.), at most 128), or when a C(mailflow_fqdn)
     is not a DNS name (it becomes the probes' EHLO name and envelope domain, so a control character in it
-    would carry SMTP commands).
+    would carry SMTP commands)."
   - Every playbook of the collection runs it first.
 options: {}
 attributes:

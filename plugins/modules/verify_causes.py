@@ -10,8 +10,8 @@ description:
   - Decides O(causes) for O(host) with the audit's detectors on evidence from after the change only - the host's
     fresh O(snapshot), and its peers' probes of it taken again (O(fresh_probes)) in place of the pre-flight ones -
     with the rest of the peers' snapshots from the pre-flight audit (O(fleet_snapshots)).
-  - Verified means the detector says absent. A cause still present only for a reason no fix on the hosts can change
-    (the finding's C(outside_help): a network firewall) is the change's part done and is returned in RV(outside_help).
+  - "Verified means the detector says absent. A cause still present only for a reason no fix on the hosts can change
+    (the finding's C(outside_help), a network firewall) is the change's part done and is returned in RV(outside_help)."
   - Fails, naming them, when any of O(causes) is still present, or unknown for want of fresh evidence. Runs on the
     controller; touches no host.
 options:
