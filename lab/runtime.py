@@ -61,6 +61,7 @@ class HostFaults:
     timeout: bool = False  # accept requests and never answer (until cleared)
     drop_after_commands: int = -1  # drop the connection at the Nth command from now, before it runs
     drop_output_after_commands: int = -1  # the Nth command runs, then the connection drops before its output
+    http_500_after_commands: int = -1  # the Nth command runs, then its output is answered with HTTP 500
 
     def to_plain(self) -> dict:
         return asdict(self)

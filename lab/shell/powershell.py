@@ -41,7 +41,7 @@ from lab.wsman.shells import Logon
 # sha256 of the exact script texts this module emulates (the dispatcher as_received: `python -m lab pin`).
 EMULATED = {
     "bootstrap": "048c31642cecdb4f0040a07b4186a5ed7b81679d31deda08a2b108123982d09d",
-    "dispatcher": "9fc3f64bfd419cfbaf77c87a3bb13752197a8e2fc32fcfdeceda039999214bff",
+    "dispatcher": "863c72f149b5ebe64dad1334da605fe6fbdfaf6466e7fd3283aa67782399607b",
 }
 
 
@@ -147,6 +147,7 @@ class DispatcherEmulation(DirectoryOps, EventLogOps):
             try:
                 with self.fleet.lock:
                     handler(index, *op.args)
+                self.row(index, "done")  # main.ps1: after each operation that returned
             except (OpFailed, QueryError) as exc:
                 self.row(index, "err", "message", str(exc))
         if probes:

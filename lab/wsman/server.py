@@ -20,7 +20,7 @@ from lab.runtime import Metrics
 from lab.state import FleetState, HostState
 from lab.wsman import auth
 from lab.wsman.faults import take_countdown
-from lab.wsman.service import DropConnection, RequestContext, WinRSService, WireStats
+from lab.wsman.service import DropConnection, RequestContext, ServerError, WinRSService, WireStats
 from lab.wsman.shells import Executor
 
 log = logging.getLogger(__name__)
@@ -225,6 +225,8 @@ class _WSManRequestHandler(BaseHTTPRequestHandler):
             status, answer = listener.service.handle(xml, context)
         except DropConnection:
             return self._drop()
+        except ServerError:
+            return self._reply(500, b"", "text/html")
         if status == 413:
             return self._reply(413, b"", "text/html")  # unsealed, as the 500 fault above: no SOAP to seal
         self._reply_soap(status, answer, sealed)

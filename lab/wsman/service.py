@@ -22,6 +22,10 @@ _PADDING_SLACK = 8
 _WAIT_SLICE = 0.05  # seconds; how often a waiting Receive checks for shutdown
 
 
+class ServerError(Exception):
+    """Answer this request with HTTP 500 and no body, as an overloaded or failing WinRM service does."""
+
+
 class DropConnection(Exception):
     """Close the client's socket without answering (a host dying mid-change)."""
 
@@ -150,6 +154,9 @@ class WinRSService:
         command = Command(self.host_name, command_line, runnable, shell.logon)
         # A host that dies after doing the work: the command runs, its output never arrives.
         command.drop_output = take_command_drop(self.metrics, self.host_name, "drop_output_after_commands")
+        # Or one whose service fails while answering: the work is done, the client gets a 500 (pywinrm's
+        # WinRMTransportError, which ansible-core's winrm plugin does not turn into a lost connection).
+        command.server_error = take_command_drop(self.metrics, self.host_name, "http_500_after_commands")
         # Without console-mode stdin the client will Send input, so the
         # command starts only when that input ends. A missing option means
         # nothing is coming (pywinrm and Ansible always send it). A refused
@@ -178,6 +185,8 @@ class WinRSService:
             raise soap.operation_timeout_fault()
         if command.drop_output:
             raise DropConnection()
+        if command.server_error:
+            raise ServerError()
         envelope = min(request.max_envelope_size, context.max_envelope_kb * 1024)
         budget = envelope - soap.receive_envelope_overhead(request, command.id) - _PADDING_SLACK
         chunk = command.next_chunk(raw_bytes_for_base64(budget))

@@ -59,6 +59,7 @@ class Command:
         self.stderr = b""
         self.exit_code = 0
         self.drop_output = False  # fault: the command runs, then the connection drops before its output
+        self.server_error = False  # fault: the command runs, then its output is answered with HTTP 500
         self._stdout_sent = 0
         self._stderr_sent = 0
         self._lock = threading.Lock()

@@ -48,7 +48,9 @@ class ActionModule(ActionBase):
             fleet = audit.fleet_from(hosts, facts, self._firewalls(args))
             generated = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
             pending = backups.fleet_pending_restarts(args["backup_dir"], args["hosts"], list(causes.FIXABLE))
-            doc = audit.run(fleet, generated=generated, check_mode=bool(self._task.check_mode), pending_restart=pending)
+            unfinished = backups.fleet_unfinished(args["backup_dir"], args["hosts"], list(causes.FIXABLE))
+            doc = audit.run(fleet, generated=generated, check_mode=bool(self._task.check_mode), pending_restart=pending,
+                            unfinished=unfinished)
             failing = audit.should_fail(doc, args["fail_on"])
         except audit.AuditError as exc:
             raise AnsibleActionFail(str(exc))
@@ -56,7 +58,8 @@ class ActionModule(ActionBase):
         paths = reports.write_all(doc, args["report_dir"])
         self._point_latest(args["report_dir"])
         result.update(changed=False, report_dir=args["report_dir"], reports=paths, summary=doc["summary"],
-                      table=summary.audit_table(doc), network_fixes=audit.firewalls_to_fix(doc))
+                      table=summary.audit_table(doc), network_fixes=audit.firewalls_to_fix(doc),
+                      resume=audit.to_resume(doc), probed_by=audit.probed_by(doc, args["hosts"]))
         if failing:
             result.update(failed=True, msg=f"mailflow_fail_on={args['fail_on']}: {len(failing)} finding(s): " + "; ".join(failing[:10]))
         return result

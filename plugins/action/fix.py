@@ -3,11 +3,11 @@
 """Fix one cause on one host (see plugins/modules/fix.py): arguments in, the fix lifecycle, result out."""
 from __future__ import annotations
 
-from ansible.errors import AnsibleActionFail, AnsibleConnectionFailure
+from ansible.errors import AnsibleActionFail
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible.plugins.action import ActionBase
 
-from ansible_collections.mailflow.exchange.plugins.module_utils import causes, knowledge, remediation
+from ansible_collections.mailflow.exchange.plugins.module_utils import causes, hostlock, knowledge, remediation
 from ansible_collections.mailflow.exchange.plugins.plugin_utils.fix_lifecycle import FixOptions, FixRun
 from ansible_collections.mailflow.exchange.plugins.plugin_utils.host_session import HostLost, HostSession
 
@@ -16,6 +16,7 @@ COMMON_ARGS = dict(
     change_id=dict(type="str"),
     backup_dir=dict(type="path", default="backups"),
     knowledge=dict(type="dict", default={}),
+    lock_wait=dict(type="int", default=0),
 )
 UNMANAGED_GROUP = "mailflow_unmanaged"
 
@@ -50,13 +51,22 @@ class ActionModule(ActionBase):
             return result
         if UNMANAGED_GROUP in (task_vars.get("group_names") or []):
             return self._unmanaged(result, host, cause, params)
+        if not self._task.check_mode:
+            # One run at a time changes a host: a second would take the first one's new values for the originals.
+            try:
+                hostlock.hold(args["backup_dir"], host, wait=args["lock_wait"], what=f"fix {args['cause']}")
+            except hostlock.HostBusy as exc:
+                raise AnsibleActionFail(f"{host}: {args['cause']}: not changed: {exc}") from exc
         opts = FixOptions(host=host, cause=args["cause"], backup_dir=args["backup_dir"], change_id=args["change_id"],
                           allow_service_restart=args["allow_service_restart"], check_mode=bool(self._task.check_mode),
                           diff=bool(self._play_context.diff))
         try:
             result.update(FixRun(cause, HostSession(self, host, task_vars), facts, params, opts).run())
         except HostLost as exc:
-            raise AnsibleConnectionFailure(f"{host}: {exc}") from exc
+            # Lost before anything was changed. A failure, not "unreachable": playbooks stop this host's remaining
+            # fixes on a failure, and an unreachable task would let them run on.
+            result.update(failed=True, lost=True, changed=False, cause=args["cause"],
+                          msg=f"{host}: {args['cause']}: lost the connection before changing anything ({exc})")
         return result
 
     def _params(self, host, cause, args):

@@ -6,7 +6,7 @@ from __future__ import annotations
 from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
 
-from ansible_collections.mailflow.exchange.plugins.module_utils import cisco_fix
+from ansible_collections.mailflow.exchange.plugins.module_utils import cisco_fix, hostlock
 from ansible_collections.mailflow.exchange.plugins.module_utils.remediation import FixError
 
 STEPS = ("plan", "sending", "verify", "restore_plan", "restored", "restore_failed", "pending", "rollback", "rolled_back")
@@ -36,9 +36,12 @@ class ActionModule(ActionBase):
         ))
         name = task_vars.get("inventory_hostname", "?")
         try:
+            if args["step"] in ("plan", "rollback") and not self._task.check_mode:
+                # One run at a time changes a device (and its backups), as for the servers.
+                hostlock.hold(args["backup_dir"], name, what=f"{cisco_fix.CAUSE} {args['step']}")
             result.update(getattr(self, f"_{args['step']}")(name, args))
-        except FixError as exc:
-            raise AnsibleActionFail(str(exc))
+        except (FixError, hostlock.HostBusy) as exc:
+            raise AnsibleActionFail(f"{name}: {exc}" if isinstance(exc, hostlock.HostBusy) else str(exc))
         return result
 
     def _need(self, args, *keys):

@@ -29,7 +29,9 @@ class ActionModule(ActionBase):
                 raise AnsibleActionFail(str(exc)) from exc
         result.update(changed=False, fixable=fixable, selected=selected,
                       server=[c for c in causes.fixable("server") if c in selected],
-                      network=[c for c in causes.fixable("network") if c in selected])
+                      network=[c for c in causes.fixable("network") if c in selected],
+                      # A change of these is judged on fresh probes of the host from its peers (verification.py).
+                      inbound=[c.id for c in causes.catalog().values() if c.symptom_scope == "inbound"])
         return result
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
 
-from ansible_collections.mailflow.exchange.plugins.module_utils import backups, knowledge
+from ansible_collections.mailflow.exchange.plugins.module_utils import backups, hostlock, knowledge
 from ansible_collections.mailflow.exchange.plugins.plugin_utils.fix_lifecycle import QUEUE_ITEMS, failed, queued, restart_operations
 from ansible_collections.mailflow.exchange.plugins.plugin_utils.host_session import HostLost, HostSession
 
@@ -23,6 +23,7 @@ class ActionModule(ActionBase):
             services=dict(type="list", elements="str", default=[]),
             backup_dir=dict(type="path", default="backups"),
             knowledge=dict(type="dict", default={}),
+            lock_wait=dict(type="int", default=0),
         ))
         host = task_vars.get("inventory_hostname", "")
         services = sorted(set(args["services"]))
@@ -36,6 +37,10 @@ class ActionModule(ActionBase):
             facts = knowledge.load(args["knowledge"])
         except knowledge.KnowledgeError as exc:
             raise AnsibleActionFail(f"{host}: mailflow_knowledge: {exc}")
+        try:
+            hostlock.hold(args["backup_dir"], host, wait=args["lock_wait"], what=f"restart {', '.join(services)}")
+        except hostlock.HostBusy as exc:
+            raise AnsibleActionFail(f"{host}: not restarted: {exc}") from exc
         # One command: queue count, restarts, queue count again.
         try:
             before, results, after = HostSession(self, host, task_vars).read_around(facts, list(QUEUE_ITEMS), restart_operations(services))

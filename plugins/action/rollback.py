@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 from ansible.errors import AnsibleActionFail, AnsibleConnectionFailure
 from ansible.plugins.action import ActionBase
 
-from ansible_collections.mailflow.exchange.plugins.module_utils import backups, change, knowledge, remediation
+from ansible_collections.mailflow.exchange.plugins.module_utils import backups, change, hostlock, knowledge, remediation
 from ansible_collections.mailflow.exchange.plugins.module_utils import rollback as rb
 from ansible_collections.mailflow.exchange.plugins.plugin_utils.fix_lifecycle import failed as _failed, restart_operations
 from ansible_collections.mailflow.exchange.plugins.plugin_utils.host_session import HostLost, HostSession
@@ -29,6 +29,7 @@ ARGS = dict(
     allow_service_restart=dict(type="bool", default=False),
     knowledge=dict(type="dict", default={}),
     hosts=dict(type="list", elements="str", default=[]),
+    lock_wait=dict(type="int", default=0),
 )
 
 
@@ -109,6 +110,11 @@ class ActionModule(ActionBase):
     def _host(self, result, args, task_vars):
         host = task_vars.get("inventory_hostname", "")
         folder = os.path.join(args["backup_dir"], args["change_id"], host)
+        if not self._task.check_mode:
+            try:  # the run that changed the host may still be at it (or a second rollback)
+                hostlock.hold(args["backup_dir"], host, wait=args["lock_wait"], what=f"rollback {args['change_id']}")
+            except hostlock.HostBusy as exc:
+                raise AnsibleActionFail(f"{host}: not rolled back: {exc}") from exc
         try:
             facts = knowledge.load(args["knowledge"])
             docs = [(p, *backups.read_backup(p)) for p in sorted(glob.glob(os.path.join(folder, "*.json")))]

@@ -28,16 +28,21 @@ class ActionModule(ActionBase):
             fqdn=dict(type="str"),
             knowledge=dict(type="dict", default={}),
             dest=dict(type="path"),
+            probe_only=dict(type="bool", default=False),
         ))
-        host = task_vars.get("inventory_hostname", "")
+        # Delegated (fresh probes of a changed host, run from each peer), the snapshot is the delegate's.
+        host = self._task.delegate_to or task_vars.get("inventory_hostname", "")
+        own = task_vars if host == task_vars.get("inventory_hostname") else (task_vars.get("hostvars") or {}).get(host, {})
         # The inventory's names for the host serve the probes (HELO, the sender's domain) only; who the host is,
         # the snapshot learns from the host itself (snapshot.identity). A name that is an address leaves HELO and
         # domain to the host, which fills in its own.
-        fqdn = args["fqdn"] or task_vars.get("mailflow_fqdn") or host
+        fqdn = args["fqdn"] or own.get("mailflow_fqdn") or host
         named = not snapshot.is_address(fqdn) and "." in fqdn
         helo, domain = (fqdn, fqdn.split(".", 1)[1]) if named else ("", "")
         try:
             facts = knowledge.load(args["knowledge"] or task_vars.get("mailflow_knowledge"))
+            if args["probe_only"]:  # fresh probes of changed peers after a change: nothing else is read
+                facts = dict(facts, collect={})
             peers = [self._peer(p, task_vars) for p in args["peers"]]
             peers = [p for p in peers if p["name"] != host]  # a host does not probe itself
             plan = snapshot.build_plan(facts, peers, helo=helo, domain=domain)

@@ -1,6 +1,6 @@
 # Copyright: mailflow contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The post-change audit of one host (see plugins/modules/verify_causes.py)."""
+"""The post-change audit of one host, on fresh evidence only (see plugins/modules/verify_causes.py)."""
 from __future__ import annotations
 
 import json
@@ -9,7 +9,7 @@ import os
 from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
 
-from ansible_collections.mailflow.exchange.plugins.module_utils import audit, knowledge
+from ansible_collections.mailflow.exchange.plugins.module_utils import audit, knowledge, verification
 
 
 class ActionModule(ActionBase):
@@ -25,36 +25,38 @@ class ActionModule(ActionBase):
             causes=dict(type="list", elements="str", required=True),
             snapshot=dict(type="path", required=True),
             fleet_snapshots=dict(type="path", required=True),
+            fresh_probes=dict(type="list", elements="raw", default=[]),
             hosts=dict(type="list", elements="str", required=True),
             unmanaged=dict(type="list", elements="str", default=[]),
             knowledge=dict(type="dict", default={}),
         ))
-        hostvars = task_vars.get("hostvars", {})
+        host, hostvars = args["host"], task_vars.get("hostvars", {})
         try:
             facts = knowledge.load(args["knowledge"])
         except knowledge.KnowledgeError as exc:
-            raise AnsibleActionFail(f"mailflow_knowledge: {exc}")
+            raise AnsibleActionFail(f"mailflow_knowledge: {exc}") from exc
         entries = []
         for name in args["hosts"] + [u for u in args["unmanaged"] if u not in args["hosts"]]:
             managed = name in args["hosts"]
             hv = hostvars.get(name, {})
-            # This host from its fresh snapshot; its peers as the pre-flight audit saw them.
-            path = args["snapshot"] if name == args["host"] else os.path.join(args["fleet_snapshots"], f"{name}.json")
+            # This host from its fresh snapshot; its peers from the pre-flight audit, their probes of it fresh.
+            path = args["snapshot"] if name == host else os.path.join(args["fleet_snapshots"], f"{name}.json")
             snap = _load(path) if managed else None
             entries.append({"name": name, "managed": managed, "fqdn": hv.get("mailflow_fqdn"), "address": hv.get("ansible_host"),
                             "declared": audit.declared(hv), "snapshot": snap,
                             "error": None if snap else ("unmanaged" if not managed else f"no snapshot ({path})")})
-        if not any(e["name"] == args["host"] and e["snapshot"] for e in entries):
-            raise AnsibleActionFail(f"{args['host']}: no post-change snapshot at {args['snapshot']}")
+        if not any(e["name"] == host and e["snapshot"] for e in entries):
+            raise AnsibleActionFail(f"{host}: no post-change snapshot at {args['snapshot']}")
+        fresh = verification.fresh_probes_of(host, args["fresh_probes"])
+        verification.replace_probes_of(host, entries, fresh)
         try:
-            findings = audit.detect_all(audit.fleet_from(entries, facts))[args["host"]]
+            findings = audit.detect_all(audit.fleet_from(entries, facts))[host]
         except audit.AuditError as exc:
-            raise AnsibleActionFail(str(exc))
-        status = {f.cause.id: f.status for f in findings if f.cause.id in args["causes"]}
-        still = sorted(c for c, s in status.items() if s == "present")
-        result.update(changed=False, status=status, still_present=still, ok=not still)
-        if still:
-            result.update(failed=True, msg=f"{args['host']}: still present after the change: {', '.join(still)}")
+            raise AnsibleActionFail(str(exc)) from exc
+        verdict = verification.judge(host, findings, args["causes"], fresh)
+        result.update(changed=False, **verdict)
+        if not verdict["ok"]:
+            result.update(failed=True, msg=verdict["msg"])
         return result
 
 

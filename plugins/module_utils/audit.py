@@ -99,8 +99,9 @@ def rank(findings: list[Finding], host_symptoms: list[dict]) -> None:
 
 
 def run(fleet: Fleet, generated: str, check_mode: bool | None = None,
-        pending_restart: dict[str, list[dict]] | None = None) -> dict[str, Any]:
-    """The mailflow.audit/1 document. pending_restart: {host: [{cause, services, backup, change_id}]} from the fix backups."""
+        pending_restart: dict[str, list[dict]] | None = None, unfinished: dict[str, list[dict]] | None = None) -> dict[str, Any]:
+    """The mailflow.audit/1 document. From the fix backups: pending_restart {host: [{cause, services, backup,
+    change_id}]}; unfinished {host: [{cause, state, backup, change_id, interrupted}]}, changes a lost run left."""
     by_host = detect_all(fleet)
     hosts: dict[str, Any] = {}
     for entry in fleet:
@@ -117,6 +118,8 @@ def run(fleet: Fleet, generated: str, check_mode: bool | None = None,
         }
         if (pending_restart or {}).get(entry.name):
             hosts[entry.name]["pending_restart"] = pending_restart[entry.name]
+        if (unfinished or {}).get(entry.name):
+            hosts[entry.name]["unfinished_changes"] = unfinished[entry.name]
     doc = {
         "schema": SCHEMA,
         "generated": generated,
@@ -158,6 +161,22 @@ def _platform(fleet: Fleet, entry: HostEntry) -> dict:
         return entry.snapshot["platform"]
     kind, source = fleet.kind_of(entry.name)
     return {"computer_name": entry.computer_name, "kind": kind, "kind_source": source, "exchange": fleet.exchange_of(entry.name), "os": None}
+
+
+def to_resume(doc: dict[str, Any]) -> dict[str, list[str]]:
+    """{host: [causes]} whose fixes a lost run left unfinished: fix.yml and remediate.yml run them whatever the
+    findings say (the change may be half-applied, and its restart still owed)."""
+    return {h: [u["cause"] for u in d.get("unfinished_changes") or []] for h, d in doc["hosts"].items()
+            if d.get("unfinished_changes")}
+
+
+def probed_by(doc: dict[str, Any], managed: list[str]) -> dict[str, list[str]]:
+    """{host: the managed servers that probed it}: after a change, they probe it again for fresh evidence."""
+    out: dict[str, set[str]] = {}
+    for p in doc["peers"]:
+        if p["from"] in managed:
+            out.setdefault(p["to"], set()).add(p["from"])
+    return {h: sorted(s) for h, s in out.items()}
 
 
 def summarise(hosts: dict[str, Any]) -> dict[str, Any]:

@@ -137,6 +137,21 @@ def read_backup(path: str) -> tuple[dict, list[Change]]:
     return doc, [Change.from_dict(c) for c in doc["changes"]]
 
 
+def fleet_unfinished(backup_dir: str, hosts: list[str], causes: list[str]) -> dict[str, list[dict]]:
+    """{host: [{cause, state, backup, change_id, interrupted}]}: changes a run left unfinished (its host dropped
+    mid-change). The next fix or remediation of the host resumes them whatever the audit says, and the audit
+    lists them until then."""
+    out: dict[str, list[dict]] = {}
+    for host in hosts:
+        for cause in causes:
+            found = incomplete_backup(backup_dir, host, cause)
+            if found:
+                path, doc, _ = found
+                out.setdefault(host, []).append({"cause": cause, "state": doc.get("state"), "backup": path,
+                                                 "change_id": doc.get("change_id"), "interrupted": doc.get("interrupted")})
+    return out
+
+
 def fleet_pending_restarts(backup_dir: str, hosts: list[str], causes: list[str]) -> dict[str, list[dict]]:
     """{host: [{cause, services, backup, change_id}]} for the audit report."""
     out: dict[str, list[dict]] = {}

@@ -38,6 +38,7 @@ REQUIRED = {
     "restart": ("host", "services", "ok"),
     "verify": ("host", "ok"),
     "rollback": ("host", "ok"),
+    "drain": ("host", "links", "drained"),
     "not_reached": ("host", "reason"),
     "run_finished": ("done", "not_reached"),
 }
@@ -69,9 +70,32 @@ def check_change_id(change_id: Any, pattern: Any = DEFAULT_ID_PATTERN) -> str:
     if not isinstance(change_id, str):
         kind = "the number" if isinstance(change_id, (int, float)) and not isinstance(change_id, bool) else "the value"
         raise ChangeError(f"mailflow_change_id must be text, not {kind} {change_id!r} (quote it in YAML)")
-    if not rx.fullmatch(change_id):
-        raise ChangeError(f"mailflow_change_id {change_id!r} does not match mailflow_change_id_pattern {pattern}")
+    if len(change_id) > 256 or not bounded_fullmatch(rx, change_id):
+        raise ChangeError(f"mailflow_change_id {change_id[:80]!r} does not match mailflow_change_id_pattern {pattern}")
     return safe_id(change_id)
+
+
+PATTERN_SECONDS = 2.0
+
+
+def bounded_fullmatch(rx: "re.Pattern", text: str, seconds: float = PATTERN_SECONDS) -> bool:
+    """rx.fullmatch(text), in a child Python given `seconds`: an operator's pattern such as ^CHG(\\d+)+$
+    backtracks exponentially on a near miss, and Python's re cannot be interrupted. ChangeError when it runs out.
+    (A child process, not a thread or a multiprocessing pool: Ansible runs this inside a forked worker.)"""
+    import subprocess
+    import sys
+
+    code = ("import json, re, sys; p, f, t = json.load(sys.stdin); "
+            "sys.exit(0 if re.compile(p, f).fullmatch(t) else 1)")
+    try:
+        done = subprocess.run([sys.executable, "-I", "-c", code], input=json.dumps([rx.pattern, rx.flags, text]),
+                              text=True, capture_output=True, timeout=seconds)
+    except subprocess.TimeoutExpired:
+        raise ChangeError(f"mailflow_change_id_pattern {rx.pattern!r} took more than {seconds:g} s to match "
+                          f"{text[:80]!r} (nested repetition such as (\\d+)+ backtracks without end): simplify it") from None
+    if done.returncode not in (0, 1):
+        raise ChangeError(f"mailflow_change_id_pattern {rx.pattern!r} could not be matched: {done.stderr.strip()[-200:]}")
+    return done.returncode == 0
 
 
 def safe_id(change_id: Any) -> str:
@@ -282,7 +306,8 @@ def check_event(event: Any) -> dict:
 
 
 def summarise(events: list[dict]) -> dict:
-    """{host: {status, causes, plan, fixes, restarts, verifications, rollbacks, not_reached}} from the events, in order.
+    """{host: {status, causes, plan, fixes, restarts, verifications, rollbacks, drains, not_reached}} from the events,
+    in order.
 
     Status: planned -> changed | unchanged | failed | rolled_back | not_reached. A change wins over "nothing to
     change"; a failure (fix failed or interrupted, a failed restart or verification, a host that became
@@ -295,7 +320,7 @@ def summarise(events: list[dict]) -> dict:
 
     def host(name: str) -> dict:
         return hosts.setdefault(name, {"status": None, "run": run, "causes": [], "plan": None, "fixes": [], "restarts": [],
-                                       "verifications": [], "rollbacks": [], "not_reached": None})
+                                       "verifications": [], "rollbacks": [], "drains": [], "not_reached": None})
 
     def mark(h: dict, status: str) -> None:
         h["status"], h["run"] = status, run
@@ -340,6 +365,8 @@ def summarise(events: list[dict]) -> dict:
             h["restarts" if kind == "restart" else "verifications"].append(details)
             if e.get("ok") is False:
                 mark(h, "failed")
+        elif kind == "drain":  # what the mail did after the change: a report, never a status
+            h["drains"].append(details)
         elif kind == "rollback":
             h["rollbacks"].append(details)
             mark(h, "rolled_back" if e.get("ok", True) else "failed")

@@ -74,6 +74,9 @@ class Finding:
     explains: list[str] = field(default_factory=list)  # inventory hosts whose mail this cause stalls
     rank: int | None = None
     severity: str | None = None     # overrides the catalog's severity when the evidence warrants
+    # Present for a reason no fix on the hosts can change (a network firewall, say): what to ask for, and of whom.
+    # A change that leaves only this behind has done its part (verify_causes).
+    outside_help: str | None = None
 
     def __post_init__(self):
         if self.status not in STATUSES:
@@ -98,6 +101,7 @@ class Finding:
             "sources": list(self.cause.sources),
             "fix": self.cause.role if present else None,
             "rank": self.rank,
+            "outside_help": self.outside_help if present else None,
         }
 
 

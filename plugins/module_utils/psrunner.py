@@ -169,6 +169,7 @@ class OpResult:
     op: Op
     rows: list[tuple[str, dict]] = field(default_factory=list)
     error: str | None = None
+    done: bool = False  # the host said the operation returned (its 'done' row)
 
     def of_kind(self, kind: str) -> list[dict]:
         return [r for k, r in self.rows if k == kind]
@@ -370,8 +371,16 @@ def decode_output(stdout: bytes | str, ops: Sequence[Op]) -> list[OpResult]:
         if kind == "err":
             # One line: .NET messages end in CRLF, and PowerShell quotes them inside its own ("... "text\r\n"").
             results[index].error = " ".join(str(fields.get("message") or "unknown error").split())
+        elif kind == "done":
+            results[index].done = True
         else:
             results[index].rows.append((kind, fields))
+    # Every operation answers: a 'done' (or, for a probe, its 'probe' row) or an 'err'. Framing alone proves nothing:
+    # a header and an end marker around too few rows must never pass for a host that has none of those things.
+    silent = [r for r in results if r.error is None and not r.done and not (r.op.name == "tcp_probe" and r.rows)]
+    if silent:
+        names = ", ".join(f"{r.index}:{r.op.name}" for r in silent[:8]) + (" ..." if len(silent) > 8 else "")
+        raise RunnerError(f"the host's answer lacks {len(silent)} of {len(results)} operation(s) ({names}): it was cut short")
     return results
 
 

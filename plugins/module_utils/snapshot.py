@@ -25,6 +25,9 @@ class PlanError(ValueError):
     pass
 
 
+_SMTP_WORD = re.compile(r"[\x21-\x7e]{1,255}")
+
+
 def _op_for(item_id: str, item: dict, since_iso: str) -> Op:
     op = item["op"]
     if op == "reg_read":
@@ -103,10 +106,17 @@ def build_plan(knowledge: dict, peers: list[dict], helo: str, domain: str, now: 
     for peer in peers:
         target = str(peer.get("target") or peer["name"])
         peer_domain = target.split(".", 1)[1] if "." in target and not is_address(target) else domain
+        words = {"EHLO name": helo, "MAIL FROM": probe["mail_from"].format(domain=domain, peer_domain=peer_domain, run=run),
+                 "RCPT TO": probe["rcpt_to"].format(domain=domain, peer_domain=peer_domain, run=run), "target": target}
+        for what, text in words.items():
+            # Each goes on an SMTP command line (or names the peer): a space or control character would end it
+            # and start another command, and a read-only audit must never carry one.
+            if text and not _SMTP_WORD.fullmatch(text):  # empty: left to the host, which fills in its own
+                raise PlanError(f"the probe of {peer['name']}: its {what} {text[:80]!r} is not one printable word "
+                                "(check mailflow_fqdn, ansible_host and knowledge probe.mail_from/rcpt_to)")
         plan.append(("probe:" + peer["name"], Op("tcp_probe", (
             target, str(peer.get("port", probe["port"])), str(peer.get("timeout_ms", probe["timeout_ms"])), helo,
-            probe["mail_from"].format(domain=domain, peer_domain=peer_domain, run=run),
-            probe["rcpt_to"].format(domain=domain, peer_domain=peer_domain, run=run),
+            words["MAIL FROM"], words["RCPT TO"],
         ))))
     return plan
 

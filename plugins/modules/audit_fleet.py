@@ -59,7 +59,8 @@ options:
   backup_dir:
     description:
       - The fix roles' backup folder. Fixes verified there whose service restart is still pending are listed
-        per host in the reports (C(pending_restart)).
+        per host in the reports (C(pending_restart)), and so are changes a lost run left unfinished
+        (C(unfinished_changes); RV(resume)).
     type: path
     default: backups
   firewalls:
@@ -142,6 +143,16 @@ summary:
       - port25_blocked
       EXCH55:
       - ims_connection_leak
+probed_by:
+  description: Per host, the managed servers that probed it; after a change they probe it again (verify_causes).
+  type: dict
+  returned: always
+resume:
+  description:
+    - "Per host, the causes whose fixes a lost run left unfinished (C(planned), C(applied) or C(interrupted) backups):
+      fix.yml and remediate.yml run those fixes whatever the findings say, so the change is finished or restored."
+  type: dict
+  returned: always
 network_fixes:
   description:
     - The IOS firewalls, with their inspect rules, that confirmed C(cisco_smtp_inspection) findings blame (the probes

@@ -62,6 +62,12 @@ options:
     description: Overrides merged over the knowledge file (the same the audit reads).
     type: dict
     default: {}
+  lock_wait:
+    description:
+      - Seconds to wait when another run holds this host (its backups' lock, C(<backup_dir>/.locks/<host>.json)) before
+        refusing, naming the holder. A run holds a host from its first change until its ansible-playbook process ends.
+    type: int
+    default: 0
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
 attributes:

@@ -79,4 +79,9 @@ network:
   returned: always
   sample:
     []
+inbound:
+  description: The causes decided from the peers' probes of a host; a change of one is verified on fresh probes.
+  type: list
+  elements: str
+  returned: always
 """

@@ -22,6 +22,10 @@ options:
     description: Controller folder of the fix backups whose pending restarts this completes.
     type: path
     default: backups
+  lock_wait:
+    description: Seconds to wait when another run holds this host (C(<backup_dir>/.locks/<host>.json)) before refusing, naming it.
+    type: int
+    default: 0
   knowledge:
     description: Overrides merged over the knowledge file (where the queue folders are read).
     type: dict

@@ -43,6 +43,10 @@ options:
     description: Controller folder of the backups.
     type: path
     default: backups
+  lock_wait:
+    description: Seconds to wait when another run holds this host (C(<backup_dir>/.locks/<host>.json)) before refusing, naming it.
+    type: int
+    default: 0
   record_root:
     description: Controller folder of the reports; the change record is C(changes/<change_id>/) under it.
     type: path

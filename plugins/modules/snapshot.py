@@ -49,6 +49,12 @@ options:
   dest:
     description: Also write the snapshot as JSON to this path on the controller (for offline audits).
     type: path
+  probe_only:
+    description:
+      - Only probe O(peers), reading nothing else (still one WinRM command). The post-change verification uses it for
+        fresh evidence of a changed host from the peers that probe it.
+    type: bool
+    default: false
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
 attributes:

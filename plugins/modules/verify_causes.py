@@ -7,9 +7,13 @@ module: verify_causes
 short_description: Audit one host again after a change, for the causes that were changed
 version_added: 0.1.0
 description:
-  - Decides O(causes) for O(host) with the audit's detectors, from the host's fresh O(snapshot) and its peers'
-    snapshots from the pre-flight audit (O(fleet_snapshots)), so cross-host causes are decided as in the audit.
-  - Fails, listing them, when any of O(causes) is still present. Runs on the controller; touches no host.
+  - Decides O(causes) for O(host) with the audit's detectors on evidence from after the change only - the host's
+    fresh O(snapshot), and its peers' probes of it taken again (O(fresh_probes)) in place of the pre-flight ones -
+    with the rest of the peers' snapshots from the pre-flight audit (O(fleet_snapshots)).
+  - "Verified means the detector says absent. A cause still present only for a reason no fix on the hosts can change
+    (the finding's C(outside_help), a network firewall) is the change's part done and is returned in RV(outside_help)."
+  - Fails, naming them, when any of O(causes) is still present, or unknown for want of fresh evidence. Runs on the
+    controller; touches no host.
 options:
   host:
     description: The host that was changed.
@@ -28,6 +32,13 @@ options:
     description: Folder of the pre-flight audit's snapshots (one C(<host>.json) per server).
     type: path
     required: true
+  fresh_probes:
+    description:
+      - The registered results of C(mailflow.exchange.snapshot) with C(probe_only), delegated to each peer that probes
+        O(host) (a loop whose item is the peer). A peer that could not probe it again leaves no evidence about it.
+    type: list
+    elements: raw
+    default: []
   hosts:
     description: Every managed server of the fleet.
     type: list
@@ -79,10 +90,31 @@ status:
     glitch_retry_short: absent
     port25_blocked: present
 still_present:
-  description: The causes still present.
+  description: The causes still present on fresh evidence (not counting what needs outside help).
   type: list
   elements: str
   returned: always
   sample:
     - port25_blocked
+outside_help:
+  description: The causes present only for a reason no fix on the hosts can change, with whom to ask.
+  type: dict
+  returned: always
+unverified:
+  description: The causes that came out unknown (no fresh evidence), with the reason.
+  type: dict
+  returned: always
+fresh_from:
+  description: The peers whose fresh probes decided the inbound causes.
+  type: list
+  elements: str
+  returned: always
+fresh_failed:
+  description: The peers that could not probe the host again, with the reason.
+  type: dict
+  returned: always
+ok:
+  description: Every changed cause is verified (or needs only outside help).
+  type: bool
+  returned: always
 """

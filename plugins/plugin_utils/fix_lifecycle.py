@@ -75,6 +75,26 @@ class BackupFile:
         self.folder = os.path.join(opts.backup_dir, self.stamp, opts.host)
         self.opts, self.changes, self.carried = opts, changes, carried
         self.path: str | None = None
+        self.originals: set[str] = set()  # change keys whose `before` an earlier run of this change recorded
+
+    def adopt_earlier(self) -> None:
+        """A run of the same change id before this one (say, a re-run after someone put the old value back) already
+        recorded the host's original values: they stay the originals, and what it changed that this plan does not
+        touch stays in the backup, so a rollback still finds it."""
+        path = os.path.join(self.folder, f"{self.opts.cause}.json")
+        if not os.path.exists(path):
+            return
+        doc, earlier = backups.read_backup(path)
+        if doc.get("state") == "rolled_back":
+            return  # the host was put back to the originals: this is a new change of the same id
+        planned = {backups.change_key(c): c for c in self.changes + self.carried}
+        for c in earlier:
+            key = backups.change_key(c)
+            if key in planned:
+                planned[key].before = c.before
+            else:
+                self.carried.append(c)
+            self.originals.add(key)
 
     def write(self, state: str, **extra) -> str:
         # The carried changes stay in the backup so a rollback of this change still finds them.
@@ -101,11 +121,12 @@ class FixRun:
             return result
         carried = self.resume(changes, prior)
         backup = BackupFile(self.opts, changes, carried)
+        backup.adopt_earlier()
         result["backup"] = backup.write("planned")
         if prior and os.path.abspath(prior.path) != os.path.abspath(backup.path):
             backups.update_backup(prior.path, state="superseded", superseded_by=backup.path)
         try:
-            applied = self.apply(changes, prior)
+            applied = self.apply(changes, set(prior.originals if prior else ()) | backup.originals)
         except HostLost as exc:
             backup.write("interrupted", interrupted="during apply: not known which changes were applied")
             return self.lost(result, backup, f"lost the connection while applying ({exc}); not known which of "
@@ -175,15 +196,15 @@ class FixRun:
         planned = {backups.change_key(c) for c in changes}
         return [c for c in prior.changes if backups.change_key(c) not in planned]
 
-    def apply(self, changes: list[Change], prior: Prior | None) -> Applied:
-        """Every change in one command; each records what it replaced (a resumed one keeps the first run's)."""
+    def apply(self, changes: list[Change], kept: set[str]) -> Applied:
+        """Every change in one command; each records what it replaced, unless an earlier run of it already recorded
+        the original (`kept`: change keys)."""
         ops, owners = [], []
         for c in changes:
             for op in c.apply_ops():
                 ops.append(op)
                 owners.append(c)
         results = self.session.run(ops)
-        kept = set(prior.originals) if prior else set()
         applied = Applied(ok=True)
         for c, res in zip(owners, results):
             if backups.change_key(c) not in kept:
@@ -268,7 +289,10 @@ class FixRun:
         try:
             bad = [s for s, r in zip(services, self.session.run(restart_operations(services))) if failed(r)]
         except HostLost as exc:
-            raise HostLost(f"lost the connection while restarting {', '.join(services)} ({exc})") from exc
+            result.update(failed=True, interrupted=True, changed=True, unreachable=False,
+                          msg=f"{self.host}: {self.opts.cause}: lost the connection while restarting {', '.join(services)} "
+                              f"({exc}); the restart stays pending in the backups")
+            return result
         if bad:
             raise AnsibleActionFail(f"{self.host}: {self.opts.cause}: could not restart {', '.join(bad)}")
         for path, _unused in pending:
@@ -277,7 +301,8 @@ class FixRun:
         return result
 
     def lost(self, result: dict, backup: BackupFile, why: str) -> dict:
-        result.update(failed=True, interrupted=True, unreachable=False,
+        # changed: whatever was sent may have landed (the next run finds out and finishes or restores it).
+        result.update(failed=True, interrupted=True, unreachable=False, changed=True,
                       msg=f"{self.host}: {self.opts.cause}: {why}. The backup {backup.path} is kept; the next run finishes "
                           f"or restores it.")
         return result

@@ -22,10 +22,11 @@ from ansible_collections.mailflow.exchange.plugins.module_utils.hostview import 
 from ansible_collections.mailflow.exchange.plugins.module_utils.psrunner import Op, OpResult
 from ansible_collections.mailflow.exchange.plugins.plugin_utils import runner_context
 
-try:  # pywinrm's transport errors (an HTTP 500 mid-command, say) are not AnsibleConnectionFailure
-    from winrm.exceptions import WinRMError as _WinRMError
+try:  # pywinrm's transport errors (an HTTP 500 mid-command, say) reach us raw, not as AnsibleConnectionFailure
+    from winrm.exceptions import WinRMError, WinRMTransportError
+    _TRANSPORT_ERRORS: tuple = (WinRMError, WinRMTransportError)
 except ImportError:  # pragma: no cover - pywinrm is a requirement of the collection
-    _WinRMError = OSError
+    _TRANSPORT_ERRORS = ()
 
 
 class HostLost(Exception):
@@ -53,7 +54,7 @@ class HostSession:
         (the command may have run in part); AnsibleActionFail when a complete answer cannot be decoded."""
         try:
             return psrunner.run(runner_context.executor(self._action), ops, self.context, self.limits)
-        except (AnsibleConnectionFailure, OSError, _WinRMError) as exc:  # requests' ConnectionError is an OSError
+        except (AnsibleConnectionFailure, OSError, *_TRANSPORT_ERRORS) as exc:  # requests' ConnectionError is an OSError
             raise HostLost(str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__) from exc
         except psrunner.RunnerError as exc:
             res = exc.response

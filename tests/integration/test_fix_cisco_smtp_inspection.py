@@ -103,7 +103,8 @@ def test_audit_fix_clean_idempotent_and_rollback(lab, tmp_path):
 def test_remediate_changes_the_firewall_inside_the_window_and_records_it(lab, tmp_path):
     from tests.integration.test_remediate_playbook import window
     extra = {"mailflow_change_id": "CHG0602", "mailflow_fix": ["cisco_smtp_inspection"],
-             "mailflow_cisco_use_esmtp": True, "mailflow_record_root": str(tmp_path / "reports"), **window()}
+             "mailflow_cisco_use_esmtp": True, "mailflow_record_root": str(tmp_path / "reports"), "mailflow_drain_wait": 0,
+             **window()}
     proc = run(lab, tmp_path, "remediate.yml", "-e", json.dumps(extra))
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
     config = fw01(lab)["config"].splitlines()

@@ -251,7 +251,11 @@ def ansible(lab, tmp_path, play: list[dict]) -> tuple[subprocess.CompletedProces
     m = re.search(r"^FW01\s+: ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)\s+skipped=(\d+)",
                   proc.stdout, re.M)
     recap = dict(zip(("ok", "changed", "unreachable", "failed", "skipped"), map(int, m.groups()))) if m else {}
-    # ansible-playbook closes network_cli's connection daemon as it ends: no socket (and no process) is left.
+    # ansible-playbook closes network_cli's connection daemon as it ends: no socket (and no process) is left. The
+    # daemon removes its socket as it exits, which on a loaded machine can come a moment after ansible-playbook's.
+    deadline = time.monotonic() + 10
+    while (tmp_path / "pc").exists() and list((tmp_path / "pc").iterdir()) and time.monotonic() < deadline:
+        time.sleep(0.2)
     assert not (tmp_path / "pc").exists() or not list((tmp_path / "pc").iterdir())
     return proc, recap
 

@@ -39,7 +39,8 @@ def test_output_rows_round_trip(text, items, number, blob):
     line = psrunner.encode_row(0, "value", [("name", text), ("data", number), ("multi", items), ("raw", blob),
                                             ("none", None), ("time", UtcTime("2026-11-20T10:00:00Z"))])
     assert "\n" not in line and "\r" not in line
-    out = "\r\n".join([psrunner.PROTOCOL_HEADER, line, psrunner.PROTOCOL_END]) + "\r\n"
+    done = psrunner.encode_row(0, "done", [])
+    out = "\r\n".join([psrunner.PROTOCOL_HEADER, line, done, psrunner.PROTOCOL_END]) + "\r\n"
     (res,) = psrunner.decode_output(out.encode("ascii"), ops)
     row = res.first("value")
     assert row == {"name": text.encode("utf-8", "replace").decode("utf-8", "replace") if text else text,
@@ -87,7 +88,8 @@ def test_bad_output_says_why(stdout, message):
 def test_error_rows_are_per_operation():
     ops = [Op("wmi_query", ("root\\MicrosoftExchangeV2", "SELECT * FROM Exchange_SMTPLink", ())), Op("service_query", (("SMTPSVC",),))]
     out = "\r\n".join([psrunner.PROTOCOL_HEADER, psrunner.encode_row(0, "err", [("message", "Invalid namespace ")]),
-                       psrunner.encode_row(1, "service", [("name", "SMTPSVC"), ("state", "Running")]), psrunner.PROTOCOL_END])
+                       psrunner.encode_row(1, "service", [("name", "SMTPSVC"), ("state", "Running")]),
+                       psrunner.encode_row(1, "done", []), psrunner.PROTOCOL_END])
     first, second = psrunner.decode_output(out, ops)
     assert first.error == "Invalid namespace" and first.rows == []  # one line, outer spaces gone
     assert second.error is None and second.first("service") == {"name": "SMTPSVC", "state": "Running"}
@@ -146,7 +148,8 @@ def test_run_indexes_results_over_every_command():
         request = stdin.split(b"\n", 1)[0].decode()
         ops, _ = psrunner.decode_request(request)
         sent.append(len(ops))
-        rows = [psrunner.encode_row(i, "echo", [("data", op.args[0])]) for i, op in enumerate(ops)]
+        rows = [row for i, op in enumerate(ops)
+                for row in (psrunner.encode_row(i, "echo", [("data", op.args[0])]), psrunner.encode_row(i, "done", []))]
         return {"stdout": "\r\n".join([psrunner.PROTOCOL_HEADER, *rows, psrunner.PROTOCOL_END]), "rc": 0}
 
     ops = [Op("echo", (f"{n:05d}" + "x" * 3000,)) for n in range(60)]
@@ -182,3 +185,19 @@ def test_file_chunks_are_put_back_together_and_gaps_are_refused():
         psrunner.file_data(_file_result(meta, chunks[0], chunks[2]))
     with pytest.raises(psrunner.RunnerError, match="8 of 10 bytes arrived"):
         psrunner.file_data(_file_result(meta, *chunks[:2]))
+
+
+def test_a_framed_answer_that_lacks_an_operation_is_refused_not_taken_as_empty():
+    """A header and an end marker around too few rows (a cut answer, a wedged host): never a complete snapshot in which
+    the host has no services and no registry."""
+    ops = [Op("service_query", (("SMTPSVC",),)), Op("reg_read", ("HKLM\\X", "0")), probe(1)]
+    framed = [psrunner.PROTOCOL_HEADER, psrunner.PROTOCOL_END]
+    with pytest.raises(psrunner.RunnerError, match=r"lacks 3 of 3 operation\(s\) \(0:service_query, 1:reg_read, 2:tcp_probe\)"):
+        psrunner.decode_output("\r\n".join(framed), ops)
+    some = [psrunner.PROTOCOL_HEADER, psrunner.encode_row(0, "missing", [("name", "SMTPSVC")]), psrunner.encode_row(0, "done", []),
+            psrunner.encode_row(1, "err", [("message", "Access is denied")]), psrunner.PROTOCOL_END]
+    with pytest.raises(psrunner.RunnerError, match=r"lacks 1 of 3 operation\(s\) \(2:tcp_probe\)"):
+        psrunner.decode_output("\r\n".join(some), ops)
+    whole = some[:-1] + [psrunner.encode_row(2, "probe", [("target", "x")]), psrunner.PROTOCOL_END]
+    got = psrunner.decode_output("\r\n".join(whole), ops)
+    assert got[0].done and got[0].first("missing") and got[1].error == "Access is denied" and got[2].first("probe")

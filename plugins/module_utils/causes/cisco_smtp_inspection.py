@@ -104,6 +104,15 @@ def _disputed(fleet, entry) -> list[dict]:
     return [{"from": peer, **c.to_dict()} for peer, cs in sorted(on_path.items()) for c in cs]
 
 
+def _outside(on_path, peers) -> str | None:
+    """Who must change the devices on these paths when none is an IOS CBAC rule the collection's own fix changes
+    (PIX, ASA and FWSM are pasted by hand; a zone-based class usually matches more than SMTP)."""
+    crossings = [c for peer in peers for c in on_path.get(peer, ())]
+    if any(c.platform == "ios" and c.direction in ("in", "out") for c in crossings):
+        return None
+    return f"the network team: {_remedy(on_path, peers)}"
+
+
 def detect(fleet):
     breaking = fleet.setting("cisco_breaking_inspections")
     placed = placements(fleet, breaking)
@@ -144,7 +153,8 @@ def detect(fleet):
                 f"SMTP from {', '.join(seen)} to {entry.name} arrives masked (banner / 500 to EHLO) and crosses "
                 f"{'; '.join(rules)}{_stalled_text(stalled, entry)}: remove the SMTP inspection ({_remedy(on_path, seen)})"
                 f"{dispute_note}",
-                evidence, explains=sorted(masked_from | set(on_path)), confidence="confirmed"))
+                evidence, explains=sorted(masked_from | set(on_path)), confidence="confirmed",
+                outside_help=_outside(on_path, seen)))
         elif on_path:
             peers = sorted(on_path)
             rules = sorted({_describe(c) for peer in peers for c in on_path[peer]})
@@ -155,7 +165,7 @@ def detect(fleet):
                 CAUSE, entry.name, "present",
                 f"SMTP from {', '.join(peers)} to {entry.name} crosses {'; '.join(rules)}{note}: remove the SMTP "
                 f"inspection ({_remedy(on_path, peers)}){dispute_note}",
-                evidence, explains=peers, confidence="inferred"))
+                evidence, explains=peers, confidence="inferred", outside_help=_outside(on_path, peers)))
         elif masked:
             who = ", ".join(sorted(masked_from))
             blame = (f"{', '.join(sorted(unplaced))} inspect(s) SMTP but where the servers sit behind it is unknown "

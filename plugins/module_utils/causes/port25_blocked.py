@@ -106,7 +106,9 @@ def detect(fleet):
                        + (f" while {', '.join(evidence['reached_from'])} get through" if through else "")
                        + ": a network firewall on that path blocks it")
             evidence["blocker"] = "network"
-        out.append(fd.Finding(CAUSE, entry.name, "present", summary, evidence, explains=[p.source for p in blocked]))
+        outside = None if fw["blocks"] else f"the network team: open TCP 25 to {entry.name} from {who}"
+        out.append(fd.Finding(CAUSE, entry.name, "present", summary, evidence, explains=[p.source for p in blocked],
+                              outside_help=outside))
     return out
 
 

@@ -1,7 +1,8 @@
 # Runs every operation of the request in order; probes run together at the end
 # so N peers cost one timeout, not N. An operation that throws reports an 'err'
 # row and the next one still runs: one missing WMI namespace must not cost the
-# whole snapshot. The request's first line is its context (AD credentials, WMI
+# whole snapshot. An operation that returns ends with a 'done' row: an answer that
+# lacks one for an operation was cut short, however well it is framed. The request's first line is its context (AD credentials, WMI
 # timeout): it is read here and never written anywhere.
 [Console]::Out.WriteLine('MAILFLOW/1')
 $ops = @{
@@ -27,6 +28,7 @@ for ($i = 1; $i -lt $lines.Length; $i++) {
                 'helo' = (Dec $a[3]); 'from' = (Dec $a[4]); 'rcpt_to' = (Dec $a[5]) }
         } elseif ($ops.ContainsKey($f[0])) {
             & $ops[$f[0]] $n $a
+            Row $n 'done' @()
         } else {
             Row $n 'err' @('message', ('unknown operation ' + $f[0]))
         }

@@ -74,6 +74,18 @@ def _rollback(e: dict) -> str:
     return " — ".join(parts)
 
 
+def _drain(e: dict) -> list[str]:
+    """The stuck links after the change: drained or still stuck, messages and oldest message before and after."""
+    if not e.get("links"):
+        return [f"- Mail: no link was stuck; queue folders {esc(e.get('queued_before'))} → {esc(e.get('queued_after'))}"]
+    head = (f"- Mail after {esc(e.get('waited_seconds'))} s: {'**all stuck links drained**' if e.get('drained') else '**still stuck**: ' + _codes(e.get('stuck_after'))}; "
+            f"{esc(e.get('delivered'))} message(s) left the queue folders ({esc(e.get('queued_before'))} → {esc(e.get('queued_after'))})")
+    return [head] + [f"  - {code(l.get('link'))}{' (' + esc(l['peer']) + ')' if l.get('peer') else ''}: "
+                     f"{'drained' if l.get('drained') else '**still stuck**'}; messages {esc(l.get('messages_before'))} → "
+                     f"{esc(l.get('messages_after'))}, oldest {esc(l.get('oldest_before'))} → {esc(l.get('oldest_after'))}"
+                     for l in e["links"]]
+
+
 def _fix(e: dict) -> list[str]:
     head = (f"- {code(e.get('cause'))}: {esc(e.get('status'))}, verified {_yes(e.get('verified'))}"
             + (f", backup {code(e['backup'])}" if e.get("backup") else ""))
@@ -91,6 +103,8 @@ def _host(name: str, h: dict) -> list[str]:
     out += [f"- Restart {_restart(r)}" for r in h["restarts"]]
     out += [f"- Verification {_verify(v)}" for v in h["verifications"]]
     out += [f"- Rollback {_rollback(r)}" for r in h["rollbacks"]]
+    for d in h.get("drains") or []:
+        out += _drain(d)
     if h.get("not_reached"):
         out.append(f"- Not reached: {esc(h['not_reached'])}")
     if len(out) == 2:
@@ -118,6 +132,8 @@ def describe(e: dict) -> str:
         return _verify(e)
     if kind == "rollback":
         return _rollback(e)
+    if kind == "drain":
+        return " ".join(_drain(e)).lstrip("- ")
     if kind == "not_reached":
         return esc(e.get("reason"))
     if kind == "run_finished":

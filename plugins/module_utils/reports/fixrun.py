@@ -20,7 +20,7 @@ _KEEP = ("changes", "diff", "backup", "verified", "pending_restart", "restarted"
 
 
 def status_of(res: dict) -> str:
-    if res.get("unreachable"):
+    if res.get("unreachable") or res.get("lost"):
         return "unreachable"
     if res.get("interrupted"):
         return "interrupted"

@@ -287,6 +287,10 @@ def _host(index: int, name: str, host: dict) -> str:
         items = "".join(f'<li><code>{e(p["cause"])}</code>: restart of {e(", ".join(p["services"]))} pending '
                         f'(backup <code>{e(p["backup"])}</code>)</li>' for p in host["pending_restart"])
         parts.append(f'<h3>Fixes waiting for a service restart</h3><ul class="pending">{items}</ul>')
+    if host.get("unfinished_changes"):
+        items = "".join(f'<li><code>{e(u["cause"])}</code>: left {e(u["state"])} by a lost run (backup <code>{e(u["backup"])}</code>); '
+                        f'the next fix or remediation of this host finishes or restores it</li>' for u in host["unfinished_changes"])
+        parts.append(f'<h3>Changes left unfinished</h3><ul class="pending">{items}</ul>')
     unknown = [f for f in host["findings"] if f["status"] == "unknown"]
     if unknown:
         items = "".join(f'<li><b>{e(f["title"])}</b> <code>{e(f["cause"])}</code>: {e(f["reason"] or f["summary"])}</li>' for f in unknown)

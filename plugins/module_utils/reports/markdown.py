@@ -119,11 +119,18 @@ def _peers(doc: dict) -> list[str]:
 
 
 def _pending(doc: dict) -> list[str]:
+    out = []
     rows = [[esc(h), esc(p["cause"]), esc(", ".join(p["services"])), code(p["backup"])]
             for h, d in doc["hosts"].items() for p in d.get("pending_restart") or []]
-    if not rows:
-        return []
-    return ["## Fixes waiting for a service restart", ""] + _table(["Host", "Cause", "Restart", "Backup"], rows)
+    if rows:
+        out += ["## Fixes waiting for a service restart", ""] + _table(["Host", "Cause", "Restart", "Backup"], rows)
+    rows = [[esc(h), esc(u["cause"]), esc(u["state"]), code(u["backup"])]
+            for h, d in doc["hosts"].items() for u in d.get("unfinished_changes") or []]
+    if rows:
+        out += (["", ""] if out else []) + ["## Changes left unfinished by a lost run", "",
+                                             "The next fix or remediation of the host finishes or restores each.", ""]
+        out += _table(["Host", "Cause", "Left", "Backup"], rows)
+    return out
 
 
 def _firewalls(doc: dict) -> list[str]:
