@@ -20,7 +20,7 @@ class ActionModule(ActionBase):
     def run(self, tmp=None, task_vars=None):
         task_vars = task_vars or {}
         result = super().run(tmp, task_vars)
-        _, args = self.validate_argument_spec(argument_spec=dict(
+        _unused, args = self.validate_argument_spec(argument_spec=dict(
             wait=dict(type="int", default=180),
             poll=dict(type="int", default=30),
             knowledge=dict(type="dict", default={}),

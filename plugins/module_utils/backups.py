@@ -146,7 +146,7 @@ def fleet_unfinished(backup_dir: str, hosts: list[str], causes: list[str]) -> di
         for cause in causes:
             found = incomplete_backup(backup_dir, host, cause)
             if found:
-                path, doc, _ = found
+                path, doc, _unused = found
                 out.setdefault(host, []).append({"cause": cause, "state": doc.get("state"), "backup": path,
                                                  "change_id": doc.get("change_id"), "interrupted": doc.get("interrupted")})
     return out

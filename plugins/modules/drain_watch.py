@@ -26,13 +26,18 @@ options:
     description: Overrides merged over the knowledge file (where the links and queue folders are read).
     type: dict
     default: {}
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
 attributes:
   check_mode:
     support: full
+  diff_mode:
+    support: none
   platform:
+    support: full
     platforms: windows
 author:
-  - mailflow contributors
+  - mailflow contributors (@mailflow)
 """
 
 EXAMPLES = r"""

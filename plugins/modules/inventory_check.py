@@ -14,13 +14,18 @@ description:
     would carry SMTP commands)."
   - Every playbook of the collection runs it first.
 options: {}
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
 attributes:
   check_mode:
     support: full
+  diff_mode:
+    support: none
   platform:
+    support: full
     platforms: posix
 author:
-  - mailflow contributors
+  - mailflow contributors (@mailflow)
 """
 
 EXAMPLES = r"""

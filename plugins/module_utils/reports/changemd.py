@@ -78,7 +78,8 @@ def _drain(e: dict) -> list[str]:
     """The stuck links after the change: drained or still stuck, messages and oldest message before and after."""
     if not e.get("links"):
         return [f"- Mail: no link was stuck; queue folders {esc(e.get('queued_before'))} → {esc(e.get('queued_after'))}"]
-    head = (f"- Mail after {esc(e.get('waited_seconds'))} s: {'**all stuck links drained**' if e.get('drained') else '**still stuck**: ' + _codes(e.get('stuck_after'))}; "
+    verdict = "**all stuck links drained**" if e.get("drained") else "**still stuck**: " + _codes(e.get("stuck_after"))
+    head = (f"- Mail after {esc(e.get('waited_seconds'))} s: {verdict}; "
             f"{esc(e.get('delivered'))} message(s) left the queue folders ({esc(e.get('queued_before'))} → {esc(e.get('queued_after'))})")
     return [head] + [f"  - {code(l.get('link'))}{' (' + esc(l['peer']) + ')' if l.get('peer') else ''}: "
                      f"{'drained' if l.get('drained') else '**still stuck**'}; messages {esc(l.get('messages_before'))} → "

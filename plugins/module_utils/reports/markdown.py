@@ -127,8 +127,9 @@ def _pending(doc: dict) -> list[str]:
     rows = [[esc(h), esc(u["cause"]), esc(u["state"]), code(u["backup"])]
             for h, d in doc["hosts"].items() for u in d.get("unfinished_changes") or []]
     if rows:
-        out += (["", ""] if out else []) + ["## Changes left unfinished by a lost run", "",
-                                             "The next fix or remediation of the host finishes or restores each.", ""]
+        out += ["", ""] if out else []
+        out += ["## Changes left unfinished by a lost run", "",
+                "The next fix or remediation of the host finishes or restores each.", ""]
         out += _table(["Host", "Cause", "Left", "Backup"], rows)
     return out
 
