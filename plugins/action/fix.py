@@ -42,7 +42,7 @@ class ActionModule(ActionBase):
             params, facts = self._params(host, cause, args)
         except remediation.NeedsInput as exc:
             # Not an error until the fix has to run here: then it changes nothing and says what to set.
-            result.update(changed=False, cause=args["cause"], needs_input=[exc.variable])
+            result.update(changed=False, cause=args["cause"], needs_input=[exc.variable], msg=str(exc))
             if not args["validate_only"]:
                 result["warnings"] = [f"{host}: {args['cause']}: needs input, nothing changed: {exc}"]
             return result

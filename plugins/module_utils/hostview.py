@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from ansible_collections.mailflow.exchange.plugins.module_utils import metabase as mb
+from ansible_collections.mailflow.exchange.plugins.module_utils.snapshot import identity
 
 
 class Missing(LookupError):
@@ -114,11 +115,12 @@ class HostView:
             raise self._metabase
         return self._metabase
 
-    def ad_virtual_servers(self, computer_name: str) -> dict[str, dict]:
-        """This server's SMTP virtual servers in AD: {"1": {attr: [values]}}, from its own snapshot."""
-        out = {}
+    def ad_virtual_servers(self, computer_name: str | None = None) -> dict[str, tuple[str, dict]]:
+        """This server's SMTP virtual servers in AD, {"1": (dn, {attr: [values]})}, from its own snapshot. The
+        server object is named after the computer's NetBIOS name: the one the fleet decided (computer_name), else
+        the one the host reports itself (snapshot.identity). Detectors and fixes both read AD through here."""
+        if computer_name is None:
+            computer_name = identity(self.snap, self.snap.get("host", ""))["computer_name"]
         marker = f",cn=protocols,cn={computer_name.lower()},cn=servers,"
-        for entry in self.item("ad_smtp_virtual_servers") or []:
-            if marker in entry["dn"].lower():
-                out[str((entry["attrs"].get("cn") or [""])[0])] = entry["attrs"]
-        return out
+        return {str((e["attrs"].get("cn") or [""])[0]): (e["dn"], e["attrs"])
+                for e in self.item("ad_smtp_virtual_servers") or [] if marker in e["dn"].lower()}

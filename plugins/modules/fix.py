@@ -33,8 +33,8 @@ options:
     description:
       - The cause's own arguments, checked against the argument spec its module declares and then by its
         C(fix_params), whose errors name the role variable. C(glitch_retry_short) C(seconds); C(smtp_banner_missing)
-        C(banner); C(smarthost_misconfigured) C(smarthost); C(port25_blocked) C(scope); C(peer_smtp_unavailable)
-        C(allow_enable_disabled); C(metabase_corrupt) C(allow_restore); C(stnef_legacy_peer) C(setting);
+        C(banner); C(smarthost_misconfigured) C(smarthost) (and C(expected), which it must equal);
+        C(port25_blocked) C(scope); C(peer_smtp_unavailable) C(allow_enable_disabled); C(metabase_corrupt) C(allow_restore); C(stnef_legacy_peer) C(setting);
         C(av_scans_iis_folders) C(extra_folders); C(sav_internet_email_autoprotect) C(allow_reboot);
         C(greylist_hotfix_missing) C(package); C(ims_connection_leak) C(restart). See each role's README.
     type: dict

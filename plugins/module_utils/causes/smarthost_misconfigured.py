@@ -16,7 +16,6 @@ from ansible_collections.mailflow.exchange.plugins.module_utils.causes.common im
 from ansible_collections.mailflow.exchange.plugins.module_utils.hostview import Missing
 from ansible_collections.mailflow.exchange.plugins.module_utils.metabase import MetabaseError
 from ansible_collections.mailflow.exchange.plugins.module_utils.remediation import NeedsInput, Change, FixError
-from ansible_collections.mailflow.exchange.plugins.module_utils.snapshot import identity
 
 CAUSE = fd.Cause(
     id="smarthost_misconfigured",
@@ -24,7 +23,7 @@ CAUSE = fd.Cause(
     sources=("field notes 002 case 2", "KB821911", "KB257426"),
     severity="high",
     position=80,
-    fix=fd.Fix(order=50, args=dict(smarthost=dict(type="str", required=True))),
+    fix=fd.Fix(order=50, args=dict(smarthost=dict(type="str", required=True), expected=dict(type="str"))),
     symptom_scope="outbound",
 )
 _LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
@@ -78,7 +77,8 @@ def _first(values) -> str | None:
 
 def detect(fleet):
     def decide(entry, view):
-        vs_ad = view.ad_virtual_servers(entry.computer_name) if view.kind.startswith("exchange") else {}
+        vs_ad = {n: attrs for n, (_dn, attrs) in view.ad_virtual_servers(entry.computer_name).items()} \
+            if view.kind.startswith("exchange") else {}
         try:
             vs_mb = view.metabase().smtp_virtual_servers()
         except MetabaseError:
@@ -154,21 +154,19 @@ def fix_params(args: dict, facts: dict) -> dict:
     if problems:
         raise FixError(f"mailflow_smarthost must be an FQDN (relay.example.com) or an IPv4 address in brackets ([10.0.0.25]), "
                        f"several separated by ';' with FQDNs first (KB 821911); {value!r}: {'; '.join(problems)}")
+    expected = args.get("expected")
+    if expected and expected.strip() and not same_smarthost(value, expected):
+        # The audit judges against mailflow_smarthost_expected: another value would be written, "verified" by the
+        # fix and still called wrong by the audit that follows, which then rolls the host back.
+        raise FixError(f"mailflow_smarthost {value!r} is not mailflow_smarthost_expected {expected.strip()!r}, the value "
+                       "the audit compares against: set one of them to the other (or leave mailflow_smarthost unset)")
     return {"smarthost": value, "restart_allowed": bool(args.get("allow_service_restart"))}
-
-
-def _ad_servers(view) -> dict[str, tuple[str, dict]]:
-    """This server's SMTP virtual servers in AD, {"1": (dn, attrs)}; the server object is named after the
-    computer's NetBIOS name, which the host reports itself (snapshot.identity)."""
-    marker = f",cn=protocols,cn={identity(view.snap, view.snap.get('host', ''))['computer_name'].lower()},cn=servers,"
-    return {str((e["attrs"].get("cn") or [""])[0]): (e["dn"], e["attrs"])
-            for e in view.item("ad_smtp_virtual_servers") or [] if marker in e["dn"].lower()}
 
 
 def _where(view) -> tuple[dict, dict | None]:
     """(AD virtual servers, metabase virtual servers or None when MetaBase.xml cannot be read)."""
     try:
-        ad = _ad_servers(view) if view.kind.startswith("exchange") else {}
+        ad = view.ad_virtual_servers() if view.kind.startswith("exchange") else {}
     except Missing as exc:
         raise FixError(f"cannot read the SMTP virtual servers from AD: {exc}") from None
     if view.kind.startswith("exchange") and not ad:

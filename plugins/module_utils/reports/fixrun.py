@@ -16,7 +16,7 @@ from ansible_collections.mailflow.exchange.plugins.module_utils.reports.markdown
 SCHEMA = "mailflow.fix/1"
 STATUSES = ("changed", "ok", "needs_input", "failed", "interrupted", "unreachable", "skipped")
 _KEEP = ("changes", "diff", "backup", "verified", "pending_restart", "restarted", "pending_reboot", "advice",
-         "queue_before", "queue_after", "resumed_from", "msg")
+         "queue_before", "queue_after", "resumed_from", "needs_input", "msg")
 
 
 def status_of(res: dict) -> str:
