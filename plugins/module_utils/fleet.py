@@ -14,14 +14,15 @@ from typing import Any, Callable, Iterator
 
 from ansible_collections.mailflow.exchange.plugins.module_utils.firewalls import Firewall
 from ansible_collections.mailflow.exchange.plugins.module_utils.hostview import HostView
-from ansible_collections.mailflow.exchange.plugins.module_utils.snapshot import greeting_name, identity
+from ansible_collections.mailflow.exchange.plugins.module_utils.snapshot import (
+    exchange_from_serial, greeting_name, identity, kind_of_version,
+)
 
 # PIX Mailguard turns every banner character except "2", "0" and spaces into "*"
 # (KB 295725: "220 *********0****...****2****"; KB 320027 shows it with no space after
 # "220"); ASA's ESMTP inspection masks it too. "Old versions of PIX or ASA" answer
 # "220 SMTP/cmap_____..._____ read" instead (KB 320027).
 _MASKED_BANNER = re.compile(r"^220[ *0-2]*\*{3,}[ *0-2]*$|^220[ -]SMTP/cmap_{3,}\s*read\b", re.I)
-_SERIAL = re.compile(r"Version\s+(?P<ver>[\d.]+)\s+\(Build\s+(?P<build>[\d.]+)(?::\s*(?P<sp>[^)]*))?\)", re.I)
 _IMS_BANNER = re.compile(r"Microsoft Exchange Internet Mail Service (?P<ver>5\.\d)\.(?P<build>[\d.]+)", re.I)
 
 PROBE_RESULTS = ("banner", "no_banner", "refused", "filtered", "masked", "greylisted", "rejected", "unresolved", "error")
@@ -205,10 +206,9 @@ class Fleet:
         for snap in snaps[:1]:
             for entry in snap["items"]["ad_exchange_servers"]:
                 cn = str((entry["attrs"].get("cn") or [""])[0]).upper()
-                m = _SERIAL.search(" ".join(entry["attrs"].get("serialNumber") or []))
-                if cn and m:
-                    out[cn] = {"version": m["ver"], "build": m["build"], "service_pack": (m["sp"] or "").strip() or None,
-                               "source": f"AD serialNumber (read by {snap['host']})"}
+                found = exchange_from_serial(entry["attrs"], f"AD serialNumber (read by {snap['host']})")
+                if cn and found:
+                    out[cn] = found
         return out
 
     def exchange_of(self, name: str) -> dict | None:
@@ -236,7 +236,5 @@ class Fleet:
             return str(declared), "inventory mailflow_platform"
         ex = self.exchange_of(name)
         if ex and ex.get("version"):
-            v = str(ex["version"])
-            kind = "exchange55" if v.startswith("5.") else {"6.5": "exchange2003", "6.0": "exchange2000"}.get(v, "exchange")
-            return kind, ex["source"]
+            return kind_of_version(ex["version"]), ex["source"]
         return None, "no snapshot, no inventory mailflow_platform and no Exchange server object in AD"

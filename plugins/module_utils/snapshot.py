@@ -270,6 +270,21 @@ def ad_error_hint(message: str, explicit_bind: bool) -> str | None:
 _SERIAL = re.compile(r"Version\s+(?P<ver>[\d.]+)\s+\(Build\s+(?P<build>[\d.]+)(?::\s*(?P<sp>[^)]*))?\)", re.I)
 
 
+def exchange_from_serial(attrs: dict, source: str) -> dict | None:
+    """{"version", "build", "service_pack", "source"} from an Exchange server object's serialNumber in AD
+    ("Version 6.5 (Build 7638.2: Service Pack 2)"), or None. The one reader of it (snapshot and fleet)."""
+    m = _SERIAL.search(" ".join(str(v) for v in attrs.get("serialNumber") or []))
+    if not m:
+        return None
+    return {"version": m["ver"], "build": m["build"], "service_pack": (m["sp"] or "").strip() or None, "source": source}
+
+
+def kind_of_version(version) -> str:
+    """The kind an Exchange version names: 5.x exchange55, 6.0 exchange2000, 6.5 exchange2003, else exchange."""
+    v = str(version or "")
+    return "exchange55" if v.startswith("5.") else {"6.5": "exchange2003", "6.0": "exchange2000"}.get(v, "exchange")
+
+
 _GREETING = re.compile(r"^2\d\d[ -](?P<name>[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+)(?:\s|$)")
 
 
@@ -316,10 +331,7 @@ def platform_of(items: dict[str, Any], computer_name: str, errors: dict[str, str
     exchange = None
     for entry in items.get("ad_exchange_servers") or []:
         if str((entry["attrs"].get("cn") or [""])[0]).lower() == computer_name.lower():
-            serial = " ".join(entry["attrs"].get("serialNumber") or [])
-            m = _SERIAL.search(serial)
-            if m:
-                exchange = {"version": m["ver"], "build": m["build"], "service_pack": (m["sp"] or "").strip() or None, "source": "ad:serialNumber"}
+            exchange = exchange_from_serial(entry["attrs"], "ad:serialNumber") or exchange
     setup = (items.get("exchange_setup") or {})
     setup_values = next(iter(setup.values()), {}).get("values", {}) if setup else {}
     if exchange is None and setup_values:
@@ -329,7 +341,7 @@ def platform_of(items: dict[str, Any], computer_name: str, errors: dict[str, str
     if services.get("MSExchangeIMC") and (exchange is None or str(exchange.get("version") or "").startswith("5.")):
         kind = "exchange55"
     elif exchange is not None:
-        kind = {"6.5": "exchange2003", "6.0": "exchange2000"}.get(str(exchange.get("version")), "exchange")
+        kind = kind_of_version(exchange.get("version"))
         if kind == "exchange" and "ad_exchange_servers" in errors:
             note = f"its version is read from AD (ad_exchange_servers), which failed: {errors['ad_exchange_servers']}"
         elif kind == "exchange" and "ad_exchange_servers" in items:

@@ -165,3 +165,20 @@ def test_a_host_without_a_snapshot_is_known_by_its_greeting_before_the_inventory
     assert (who["computer_name"], who["source"]) == ("EXCH55", "host (its SMTP greeting)")
     reported = snapshot.identity({"items": {"computer": [{"Name": "EXCH01", "Domain": "corp.example"}]}}, "x", None, "other.example")
     assert reported["computer_name"] == "EXCH01"
+
+
+@pytest.mark.parametrize("serial,version,build,sp,kind", [
+    (["Version 6.5 (Build 7638.2: Service Pack 2)"], "6.5", "7638.2", "Service Pack 2", "exchange2003"),
+    (["Version 6.0 (Build 6249.4: Service Pack 3)"], "6.0", "6249.4", "Service Pack 3", "exchange2000"),
+    (["Version 5.5 (Build 2653.23)"], "5.5", "2653.23", None, "exchange55"),
+    (["Version 8.1 (Build 30240.5)"], "8.1", "30240.5", None, "exchange"),
+])
+def test_exchange_version_from_the_server_objects_serial_number(serial, version, build, sp, kind):
+    found = snapshot.exchange_from_serial({"serialNumber": serial}, "ad:serialNumber")
+    assert found == {"version": version, "build": build, "service_pack": sp, "source": "ad:serialNumber"}
+    assert snapshot.kind_of_version(found["version"]) == kind
+
+
+def test_no_serial_number_is_no_version():
+    assert snapshot.exchange_from_serial({"serialNumber": []}, "x") is None
+    assert snapshot.exchange_from_serial({}, "x") is None
