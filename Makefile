@@ -7,7 +7,7 @@ STAMP := $(VENV)/.pins-installed
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: venv browser demo test test-fast golden lab-up lab-down clean build ee-context sanity lint
+.PHONY: venv browser demo test test-fast golden golden-reports lab-up lab-down clean build ee-context sanity lint
 
 venv: $(STAMP)
 
@@ -52,6 +52,10 @@ lint: venv
 # running playbooks/audit.yml against it. Read the diff of expected/ before committing it: that is the approval.
 golden: venv
 	PYTHONPATH=.:collections $(PY) -m tests.support.golden demo
+
+# Only the approved reports, from the saved snapshots (wording or decisions changed, not what is collected).
+golden-reports: venv
+	PYTHONPATH=.:collections $(PY) -m tests.support.golden --reports demo
 
 test-fast: venv browser
 	$(PY) -m pytest -q -n 2 tests -m "not slow"

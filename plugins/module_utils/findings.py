@@ -37,7 +37,7 @@ class Cause:
     """The catalog entry: what the cause is, where it is documented, where it ranks and how it is fixed.
 
     A cause module declares itself once, here: causes/__init__.py finds it, ranks present causes by
-    `position` (KB 919091's order of causes, then the field notes') and runs fixes by `fix.order`."""
+    `position` (KB 919091's order of causes, then the other public write-ups') and runs fixes by `fix.order`."""
     id: str
     title: str
     sources: tuple[str, ...]

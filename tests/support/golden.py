@@ -141,4 +141,10 @@ def regenerate_demo(case: str = "demo", block: int = 250) -> str:
 
 
 if __name__ == "__main__":
-    print(regenerate_demo(*(sys.argv[1:2] or ["demo"])))
+    # `--reports CASE`: re-render only the approved reports from the saved snapshots (a change of wording or of a
+    # decision); without it the snapshots are taken again from the lab (a change of what is collected).
+    if sys.argv[1:2] == ["--reports"]:
+        which = (sys.argv[2:3] or ["demo"])[0]
+        print(render(which, os.path.join(CASES, which, "expected"))["json"])
+    else:
+        print(regenerate_demo(*(sys.argv[1:2] or ["demo"])))

@@ -110,7 +110,7 @@ def test_smsmse_knowledge_override_moves_the_switch(demo_fleet):
     assert found["EXCH01"].status == "unknown"  # EXCH01 has no HeuristicsLevel value
 
 
-# -- field notes 002 case 3: AV scanning the IIS folders
+# -- chicagotech.net Event ID 4006 case 3: AV scanning the IIS folders
 
 
 def test_av_demo(demo_fleet):

@@ -1,7 +1,7 @@
 """The cause catalog: every module in this package that declares CAUSE (a findings.Cause) and detect(fleet).
 
 A cause declares itself once, in its own module: its place in the ranking
-(`position`: KB 919091's order of causes, then the field notes'), whether and
+(`position`: KB 919091's order of causes, then the other public write-ups'), whether and
 in which order it is fixed (`fix`: findings.Fix), its fix arguments and the
 variable its role registers. Everything here is derived from those
 declarations, so adding a cause is adding its module (and its role, when it

@@ -1,7 +1,7 @@
-"""Field notes 002 case 3: real-time antivirus scans the IIS/SMTP folders.
+"""chicagotech.net Event ID 4006, case 3: real-time antivirus scans the IIS/SMTP folders.
 
 "exclude the \\Inetpub and %systemroot%\\system32\\inetsrv from any real time
-virus scanning" (field notes 002); KB 245822: "Never run file-based scanning
+virus scanning" (chicagotech.net Event ID 4006); KB 245822: "Never run file-based scanning
 software against ... the IIS system files"; KB 328841 adds Exchsrvr\\Mailroot.
 
 Only Symantec AntiVirus is inspected: the ExBPA rule reads its RealTimeScan key,
@@ -22,7 +22,7 @@ from ansible_collections.mailflow.exchange.plugins.module_utils.remediation impo
 CAUSE = fd.Cause(
     id="av_scans_iis_folders",
     title="Real-time antivirus scanning of the IIS and SMTP folders (no folder exclusions)",
-    sources=("field notes 002 case 3", "KB245822", "KB328841", "ExBPA aa997602", "Symantec TECH101713"),
+    sources=("chicagotech.net Event ID 4006 case 3", "KB245822", "KB328841", "ExBPA aa997602", "Symantec TECH101713"),
     severity="medium",
     position=90,
     fix=fd.Fix(order=80, args=dict(extra_folders=dict(type="list", elements="str", default=[]))),
@@ -95,7 +95,7 @@ def switch_value(key: dict) -> dict | None:
 
 
 # -- the fix: turn SAV's folder exclusions on (HaveExceptionDirs = 1, the value ExBPA aa997602 reads) and add
-# the folders KB 245822 / KB 328841 / field notes 002 say real-time scanning must skip, one registry value
+# the folders KB 245822 / KB 328841 / chicagotech.net Event ID 4006 say real-time scanning must skip, one registry value
 # each, only those not already listed. SAV 10.1 on Exchange adds the Exchange exclusions itself
 # (TECH101713): there only the switch is turned on. How SAV lists a folder exclusion in the registry is
 # NOT confirmed (knowledge sav_exclusion_entry): the fix says so whenever it relies on it.

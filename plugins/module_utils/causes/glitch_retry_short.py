@@ -1,4 +1,4 @@
-"""Field notes 004: GlitchRetrySeconds too short for a greylisting peer.
+"""M. B. Smith, theessentialexchange.com 2007-11-16: GlitchRetrySeconds too short for a greylisting peer.
 
 SMTP treats a 4xx reply as a "glitch" and retries it three times,
 GlitchRetrySeconds apart (absent = 60 s, TechNet aa998772), before the
@@ -16,7 +16,7 @@ from ansible_collections.mailflow.exchange.plugins.module_utils.remediation impo
 CAUSE = fd.Cause(
     id="glitch_retry_short",
     title="GlitchRetrySeconds too short for greylisting peers",
-    sources=("field notes 004", "TechNet aa998772", "TechNet aa996601"),
+    sources=("M. B. Smith, theessentialexchange.com 2007-11-16", "TechNet aa998772", "TechNet aa996601"),
     severity="medium",
     position=110,
     fix=fd.Fix(order=60, args=dict(seconds=dict(type="int"))),
@@ -62,7 +62,7 @@ def detect(fleet):
                           f"GlitchRetrySeconds {how}: SMTP retries a 4xx reply three times {effective} s apart (TechNet "
                           f"aa998772), all within {3 * effective} s of the first try, and this host has mail for greylisting "
                           f"peers ({seen}); raise it to at least {minimum} s (greylisting delays are commonly several minutes, "
-                          f"field notes 004)",
+                          "M. B. Smith, theessentialexchange.com 2007-11-16)",
                           evidence, explains=list(stuck), confidence=conf)
 
     return per_host(fleet, CAUSE, decide, kinds=("exchange2003", "exchange2000", "smtp_relay"))

@@ -41,7 +41,7 @@ from ansible_collections.mailflow.exchange.plugins.module_utils.remediation impo
 CAUSE = fd.Cause(
     id="greylist_hotfix_missing",
     title="Greylisting hotfix missing (KB 950757 on Exchange 2003, KB 934709 on a Windows 2003 SMTP relay)",
-    sources=("KB950757", "KB934709", "field notes 004"),
+    sources=("KB950757", "KB934709", "M. B. Smith, theessentialexchange.com 2007-11-16"),
     severity="medium",
     position=120,
     fix=fd.Fix(order=110, args=dict(package=dict(type="str", default=""))),

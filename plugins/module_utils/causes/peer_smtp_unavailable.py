@@ -1,4 +1,4 @@
-"""Field notes 002, case 4: the remote server is down, or its SMTP service is not running.
+"""chicagotech.net Event ID 4006, case 4: the remote server is down, or its SMTP service is not running.
 
 Decided on the peer: its own snapshot shows the SMTP service (SMTPSVC, or the
 Exchange 5.5 IMS, MSExchangeIMC) stopped or disabled; or there is no snapshot
@@ -14,7 +14,7 @@ from ansible_collections.mailflow.exchange.plugins.module_utils.remediation impo
 CAUSE = fd.Cause(
     id="peer_smtp_unavailable",
     title="Server down or its SMTP service not running",
-    sources=("field notes 002 case 4",),
+    sources=("chicagotech.net Event ID 4006 case 4",),
     severity="critical",
     position=100,
     fix=fd.Fix(order=20, args=dict(allow_enable_disabled=dict(type="bool", default=False))),

@@ -1,4 +1,4 @@
-"""Field notes 002, case 1: a firewall blocks TCP 25 between servers.
+"""chicagotech.net Event ID 4006, case 1: a firewall blocks TCP 25 between servers.
 
 A peer is blocked when probes to it are refused or time out (filtered) while
 its own snapshot shows SMTPSVC running and bound to port 25. The blocker is
@@ -20,7 +20,7 @@ from ansible_collections.mailflow.exchange.plugins.module_utils.remediation impo
 CAUSE = fd.Cause(
     id="port25_blocked",
     title="A firewall blocks TCP 25 between servers",
-    sources=("field notes 002 case 1",),
+    sources=("chicagotech.net Event ID 4006 case 1",),
     severity="critical",
     position=70,
     fix=fd.Fix(order=30, args=dict(scope=dict(type="str", default="*"))),

@@ -1,7 +1,7 @@
 """KB 919091 cause 1: Symantec AntiVirus Internet E-mail Auto-Protect on an SMTP server.
 
 The feature proxies SMTP on the server itself; Symantec says it "should never
-be run on any SMTP based Email servers" (field notes 000). It is found by its
+be run on any SMTP based Email servers" (freeswing, weblogs.asp.net 2005-04-01). It is found by its
 MSI feature caption (the title Windows Installer keeps, as Win32_SoftwareFeature shows
 it; the runner reads it through WindowsInstaller.Installer), never by a guessed feature
 name, and its install state says whether it is installed.

@@ -1,4 +1,4 @@
-"""Field notes 002, case 2: a wrong smart host on the SMTP virtual server (KB 821911).
+"""chicagotech.net Event ID 4006, case 2: a wrong smart host on the SMTP virtual server (KB 821911).
 
 Exchange keeps SmartHost / SmartHostType in AD (msExchSmtpSmartHost on the
 virtual server object) and DS2MB copies them into the metabase; a Windows
@@ -20,7 +20,7 @@ from ansible_collections.mailflow.exchange.plugins.module_utils.remediation impo
 CAUSE = fd.Cause(
     id="smarthost_misconfigured",
     title="Wrong smart host on the SMTP virtual server",
-    sources=("field notes 002 case 2", "KB821911", "KB257426"),
+    sources=("chicagotech.net Event ID 4006 case 2", "KB821911", "KB257426"),
     severity="high",
     position=80,
     fix=fd.Fix(order=50, args=dict(smarthost=dict(type="str", required=True), expected=dict(type="str"))),
