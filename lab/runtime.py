@@ -62,6 +62,7 @@ class HostFaults:
     drop_after_commands: int = -1  # drop the connection at the Nth command from now, before it runs
     drop_output_after_commands: int = -1  # the Nth command runs, then the connection drops before its output
     http_500_after_commands: int = -1  # the Nth command runs, then its output is answered with HTTP 500
+    rows_lost_after_commands: int = -1  # the Nth command runs; its answer keeps only its first and last line
 
     def to_plain(self) -> dict:
         return asdict(self)

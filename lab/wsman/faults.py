@@ -25,8 +25,8 @@ def take_countdown(metrics: Metrics, host_name: str, fault: str) -> bool:
 
 
 def take_command_drop(metrics: Metrics, host_name: str, fault: str = "drop_after_commands") -> bool:
-    """Should this Command lose its connection? (drop_after_commands, drop_output_after_commands, or
-    http_500_after_commands)
+    """Should this Command lose its connection (drop_after_commands, drop_output_after_commands,
+    http_500_after_commands) or its answer's rows (rows_lost_after_commands)?
 
     N >= 0 drops the connection on the Nth Command from now (0 and 1 both
     mean the next one) and then disarms the fault (back to -1).

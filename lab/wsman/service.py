@@ -157,6 +157,9 @@ class WinRSService:
         # Or one whose service fails while answering: the work is done, the client gets a 500 (pywinrm's
         # WinRMTransportError, which ansible-core's winrm plugin does not turn into a lost connection).
         command.server_error = take_command_drop(self.metrics, self.host_name, "http_500_after_commands")
+        # Or one whose answer arrives whole in form but without its rows (a console host that lost its output
+        # between the header it wrote first and the end marker it wrote last).
+        command.rows_lost = take_command_drop(self.metrics, self.host_name, "rows_lost_after_commands")
         # Without console-mode stdin the client will Send input, so the
         # command starts only when that input ends. A missing option means
         # nothing is coming (pywinrm and Ansible always send it). A refused

@@ -60,6 +60,7 @@ class Command:
         self.exit_code = 0
         self.drop_output = False  # fault: the command runs, then the connection drops before its output
         self.server_error = False  # fault: the command runs, then its output is answered with HTTP 500
+        self.rows_lost = False  # fault: the command runs, its output keeps only its first and last line
         self._stdout_sent = 0
         self._stderr_sent = 0
         self._lock = threading.Lock()
@@ -90,6 +91,9 @@ class Command:
         except Exception:  # a broken emulator must not leave the client polling forever
             log.exception("executor failed on %s for %.200r", self.host_name, self.command_line)
             stdout, stderr, exit_code = b"", traceback.format_exc().encode("utf-8"), 1
+        if self.rows_lost:
+            lines = bytes(stdout).splitlines()
+            stdout = b"\r\n".join(lines[:1] + lines[-1:]) + b"\r\n" if len(lines) > 2 else stdout
         self.stdout, self.stderr, self.exit_code = bytes(stdout), bytes(stderr), int(exit_code)
         self.finished.set()
 

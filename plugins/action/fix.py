@@ -66,7 +66,7 @@ class ActionModule(ActionBase):
             # Lost before anything was changed. A failure, not "unreachable": playbooks stop this host's remaining
             # fixes on a failure, and an unreachable task would let them run on.
             result.update(failed=True, lost=True, changed=False, cause=args["cause"],
-                          msg=f"{host}: {args['cause']}: lost the connection before changing anything ({exc})")
+                          msg=f"{host}: {args['cause']}: no complete answer from the host before anything was changed ({exc})")
         return result
 
     def _params(self, host, cause, args):

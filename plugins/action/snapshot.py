@@ -58,7 +58,9 @@ class ActionModule(ActionBase):
         except psrunner.RunnerError as exc:
             res = exc.response or {}
             stderr = (res.get("stderr") or "").strip()
-            raise AnsibleActionFail(f"{host}: {exc}" + (f" (rc={res.get('rc')}, stderr: {stderr[:500]})" if stderr else ""))
+            unanswered = [item for item, op in plan if any(op is gone for gone in exc.silent)]
+            named = f"; no answer for {', '.join(unanswered[:12])}{' ...' if len(unanswered) > 12 else ''}" if unanswered else ""
+            raise AnsibleActionFail(f"{host}: {exc}{named}" + (f" (rc={res.get('rc')}, stderr: {stderr[:500]})" if stderr else ""))
         duration = int((time.monotonic() - t0) * 1000)
 
         snap = snapshot.assemble(

@@ -104,6 +104,9 @@ class HostView:
             data = self.item("metabase")
             if data is None:
                 raise Missing("MetaBase.xml was not found on the host")
+            if data.get("too_large"):
+                raise Missing(f"MetaBase.xml is {data.get('size')} bytes, more than the {data['too_large']} read "
+                              "(knowledge collect.metabase.max_bytes): too large to read, not judged")
             if data.get("text") is None:
                 self._metabase = mb.MetabaseError("MetaBase.xml is not text (binary or wrongly encoded)")
             else:

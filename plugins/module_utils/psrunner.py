@@ -86,9 +86,10 @@ class RunnerError(Exception):
     """The host's answer could not be decoded (or a request cannot be sent); the message says why.
     `response` is the raw {stdout, stderr, rc} when there was one."""
 
-    def __init__(self, message: str, response: dict | None = None) -> None:
+    def __init__(self, message: str, response: dict | None = None, silent: Sequence[Op] = ()) -> None:
         super().__init__(message)
         self.response = response
+        self.silent = list(silent)  # the operations that did not answer, when the answer was cut short
 
 
 def _b64(text: str) -> str:
@@ -282,7 +283,7 @@ def run(execute: Callable[[str, bytes], dict], ops: Sequence[Op], context: Conte
         try:
             decoded = decode_output(response.get("stdout", ""), batch)
         except RunnerError as exc:
-            raise RunnerError(str(exc), response) from None
+            raise RunnerError(str(exc), response, exc.silent) from None
         for res in decoded:
             res.index += len(results)
         results.extend(decoded)
@@ -380,7 +381,8 @@ def decode_output(stdout: bytes | str, ops: Sequence[Op]) -> list[OpResult]:
     silent = [r for r in results if r.error is None and not r.done and not (r.op.name == "tcp_probe" and r.rows)]
     if silent:
         names = ", ".join(f"{r.index}:{r.op.name}" for r in silent[:8]) + (" ..." if len(silent) > 8 else "")
-        raise RunnerError(f"the host's answer lacks {len(silent)} of {len(results)} operation(s) ({names}): it was cut short")
+        raise RunnerError(f"the host's answer lacks {len(silent)} of {len(results)} operation(s) ({names}): it was cut short",
+                          silent=[r.op for r in silent])
     return results
 
 

@@ -192,6 +192,10 @@ def _decode_file(res: OpResult) -> dict | None:
     if found is None:
         return None
     row, data = found
+    if isinstance(row.get("read"), int) and isinstance(row.get("size"), int) and row["size"] > row["read"]:
+        # Read up to the item's max_bytes only: the start of a file is not the file, and must not be judged as it.
+        return {"path": row["path"], "size": row["size"], "mtime": row["mtime"], "encoding": None, "text": None,
+                "too_large": row["read"]}
     text, enc = _text(data)
     out = {"path": row["path"], "size": row["size"], "mtime": row["mtime"], "encoding": enc, "text": text}
     if text is None:

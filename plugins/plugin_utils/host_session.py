@@ -58,7 +58,8 @@ class HostSession:
             raise HostLost(str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__) from exc
         except psrunner.RunnerError as exc:
             res = exc.response
-            if res is not None and (res.get("rc") not in (0, None) or not res.get("stdout")):
+            # A cut-short answer (operations that never answered) is a lost host too: the rest may have run.
+            if exc.silent or (res is not None and (res.get("rc") not in (0, None) or not res.get("stdout"))):
                 raise HostLost(f"{exc} (rc={res.get('rc')})") from exc
             raise AnsibleActionFail(f"{self.host}: {exc}" + (f" (rc={res.get('rc')})" if res is not None else "")) from exc
 

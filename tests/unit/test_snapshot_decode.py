@@ -182,3 +182,15 @@ def test_exchange_version_from_the_server_objects_serial_number(serial, version,
 def test_no_serial_number_is_no_version():
     assert snapshot.exchange_from_serial({"serialNumber": []}, "x") is None
     assert snapshot.exchange_from_serial({}, "x") is None
+
+
+def test_a_file_read_only_up_to_its_limit_is_too_large_not_a_cut_off_text():
+    op = Op("file_read", (r"C:\WINDOWS\system32\inetsrv\MetaBase.xml", "16", "8"))
+    head = b'<?xml version="1.0"'[:16]
+    res = OpResult(0, op, rows=[("file", {"path": op.args[0], "size": 52428800, "mtime": "2026-12-05T10:00:00Z", "read": 16}),
+                                ("chunk", {"offset": 0, "data": head[:8]}), ("chunk", {"offset": 8, "data": head[8:]})], done=True)
+    item = snapshot._decode(res)  # what change_kinds imports as decode_result
+    assert item["text"] is None and item["too_large"] == 16 and item["size"] == 52428800
+    view = HostView({"items": {"metabase": item}})
+    with pytest.raises(Missing, match="too large to read"):
+        view.metabase()

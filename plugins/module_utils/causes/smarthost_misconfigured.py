@@ -81,7 +81,7 @@ def detect(fleet):
             if view.kind.startswith("exchange") else {}
         try:
             vs_mb = view.metabase().smtp_virtual_servers()
-        except MetabaseError:
+        except (MetabaseError, Missing):
             if not vs_ad:
                 raise
             vs_mb = {}  # AD is where Exchange keeps it; the metabase copy is only a cross-check
