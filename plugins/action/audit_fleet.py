@@ -75,7 +75,7 @@ class ActionModule(ActionBase):
             return entry
         if args["limit"] is not None and name not in args["limit"] and not args["offline"]:
             # Still in the fleet: the servers in the run probe it, and their causes may depend on it.
-            entry["error"] = "outside this run's --limit: no snapshot taken"
+            entry["error"] = f"{summary.OUTSIDE_LIMIT}: no snapshot taken"
             return entry
         registered = hv.get("mailflow_snapshot") or {}
         path = os.path.join(args["snapshot_dir"], f"{name}.json")

@@ -92,6 +92,8 @@ def table(rows: list[tuple[str, ...]], columns: tuple[str, ...] = COLUMNS, width
     return "\n".join(line for r in [columns, rule, *rows] for line in lines(r))
 
 
+# audit_fleet's error for a server outside the run's --limit (no snapshot asked for).
+OUTSIDE_LIMIT = "outside this run's --limit"
 AUDIT_COLUMNS = ("host", "kind", "snapshot", "unknown", "present causes (most likely first)")
 
 
@@ -100,7 +102,12 @@ def audit_rows(doc: dict) -> list[tuple[str, ...]]:
     for name, h in doc["hosts"].items():
         present = doc["summary"]["present"].get(name) or []
         unknown = sum(1 for f in h["findings"] if f["status"] == "unknown")
-        state = "ok" if h["reachable"] else ("unmanaged" if not h["managed"] else "FAILED")
+        if h["reachable"]:
+            state = "ok"
+        elif not h["managed"]:
+            state = "unmanaged"
+        else:  # a server this run was not asked to read (--limit) has not failed
+            state = "not run" if str(h.get("error") or "").startswith(OUTSIDE_LIMIT) else "FAILED"
         rows.append((name, str((h.get("platform") or {}).get("kind") or "?"), state, str(unknown), ", ".join(present) or "-"))
     return rows
 

@@ -25,6 +25,7 @@ def test_an_answer_without_its_rows_is_a_failed_snapshot_naming_what_did_not_ans
     lab.metrics.fault("EXCH05").rows_lost_after_commands = 1  # the snapshot's one command
     proc = run("audit.yml", inv, tmp_path)
     assert proc.returncode == 0, proc.stdout[-3000:]  # RELAY01 was read: the audit stands, EXCH05 is unknown
+    assert "EXCH05: EXCH05" not in proc.stdout
     host = latest_audit(tmp_path)["hosts"]["EXCH05"]
     assert host["error"] and "EXCH05" in host["error"] and "no answer" in host["error"], host["error"]
     assert (host.get("platform") or {}).get("kind") != "windows"
@@ -42,6 +43,7 @@ def test_a_fix_whose_fresh_read_lost_its_rows_fails_and_changes_nothing(lab, tmp
                "-e", "mailflow_change_id=CHG920")
     out = proc.stdout + proc.stderr
     assert proc.returncode != 0 and "EXCH05" in out and "glitch_retry_short" in out, out[-3000:]
+    assert "EXCH05: EXCH05" not in out and "rolled back" not in out  # nothing was changed, so nothing rolled back
     assert glitch(lab) == before
     record = json.loads(next((tmp_path / "reports").glob("*/fix.json")).read_text())
     (row,) = record["hosts"]["EXCH05"]
