@@ -36,10 +36,11 @@ class ActionModule(ActionBase):
         declared = {n: {k: hostvars[n].get(k) for k in ("mailflow_sends_to", "mailflow_smarthost_expected",
                                                          "mailflow_fqdn", "ansible_host", "mailflow_probe_peers")}
                     for n in names if n in hostvars}
-        earlier, source = self._earlier_routes(args["routes_from"])
-        routes = probe_plan.merge_routes(earlier, probe_plan.routes_from_inventory(declared, names))
+        earlier, source = self._earlier_audit(args["routes_from"])
+        routes = probe_plan.merge_routes(probe_plan.routes_from_audit(earlier), probe_plan.routes_from_inventory(declared, names))
         try:
-            plan = probe_plan.plan(args["servers"], names, routes, {k: args[k] for k in probe_plan.DEFAULTS})
+            plan = probe_plan.plan(args["servers"], names, routes, {k: args[k] for k in probe_plan.DEFAULTS},
+                                   slow=probe_plan.slow_from_audit(earlier))
         except probe_plan.PlanError as exc:
             raise AnsibleActionFail(str(exc))
         plan["routes_source"] = " and ".join(s for s in (source, "the inventory" if any(
@@ -61,13 +62,13 @@ class ActionModule(ActionBase):
         return result
 
     @staticmethod
-    def _earlier_routes(path):
-        """(routes, where from) of an earlier audit.json; ({}, None) when there is none to read."""
+    def _earlier_audit(path):
+        """(the earlier audit.json, where from); (None, None) when there is none to read."""
         if not path or not os.path.isfile(path):
-            return {}, None
+            return None, None
         try:
             with open(path, encoding="utf-8") as fh:
                 doc = json.load(fh)
         except (OSError, ValueError):
-            return {}, None  # an unreadable earlier report only costs the routes: the plan says where it found none
-        return probe_plan.routes_from_audit(doc), f"the audit of {doc.get('generated') or path}"
+            return None, None  # an unreadable earlier report only costs the routes: the plan says it found none
+        return doc, f"the audit of {doc.get('generated') or path}"

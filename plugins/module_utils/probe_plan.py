@@ -64,12 +64,13 @@ def _rng(*parts: str) -> random.Random:
 
 
 def plan(sources: Iterable[str], targets: Iterable[str], routes: dict[str, dict[str, list[str]]] | None = None,
-         options: dict | None = None) -> dict[str, Any]:
+         options: dict | None = None, slow: Iterable[str] | None = None) -> dict[str, Any]:
     """The probe plan.
 
     sources: the servers that probe (the managed ones); targets: every server that may be probed (managed and
     unmanaged); routes: {sender: {receiver: [why]}} (routes_from_audit, routes_from_inventory, merge_routes);
-    options: settings() overrides. Returns {"mode" (mesh or mail), "requested", "settings",
+    options: settings() overrides; slow: servers whose probes waited out their timeout in an earlier audit
+    (slow_from_audit). Returns {"mode" (mesh or mail), "requested", "settings",
     "pairs": {source: {target: [why]}}, "dropped": {source: {target: [why]}} (routes past max_peers),
     "short": {target: probers} (servers below min_inbound: too few sources could take another)}.
     """
@@ -79,7 +80,8 @@ def plan(sources: Iterable[str], targets: Iterable[str], routes: dict[str, dict[
     mode = opts["mode"]
     if mode == "auto":
         mode = MESH if len(tgts) <= opts["mesh_max_hosts"] else "mail"
-    out: dict[str, Any] = {"mode": mode, "requested": opts["mode"], "settings": opts, "pairs": {}, "dropped": {}, "short": {}}
+    out: dict[str, Any] = {"mode": mode, "requested": opts["mode"], "settings": opts, "pairs": {}, "dropped": {}, "short": {},
+                           "slow": sorted(set(slow or ()) & (set(targets) | set(srcs)))}
     if mode == MESH:
         out["pairs"] = {s: {t: [MESH] for t in tgts if t != s} for s in srcs}
         return out
@@ -106,6 +108,10 @@ def plan(sources: Iterable[str], targets: Iterable[str], routes: dict[str, dict[
             pairs[s][t] = mine[t]
         if order[limit:]:
             out["dropped"][s] = {t: mine[t] for t in order[limit:]}
+    # A probe of a filtered or mute peer waits out its timeout (5 s), and a host's probes run together: the
+    # sample leaves such peers out, and their inbound coverage goes to hosts already waiting on one, so a few
+    # hosts wait once instead of many hosts each waiting (the snapshot task's wall time is mostly these waits).
+    slow_set = set(out["slow"])
     room = min(opts["sample"], max(0, len(tgts) - 1))
     for s in srcs:
         rng = _rng("sample", s)
@@ -114,17 +120,26 @@ def plan(sources: Iterable[str], targets: Iterable[str], routes: dict[str, dict[
         while want > 0 and tries < 8 * room + 16:
             t = tgts[rng.randrange(len(tgts))]
             tries += 1
-            if t != s and t not in pairs[s]:
+            if t != s and t not in pairs[s] and t not in slow_set:
                 pairs[s][t] = [SAMPLE]
                 want -= 1
     inbound: dict[str, int] = {t: 0 for t in tgts}
     for s in srcs:
         for t in pairs[s]:
             inbound[t] += 1
+    waiting = {s for s in srcs if slow_set & set(pairs[s])}
     for t in tgts:
         need = opts["min_inbound"] - inbound[t]
         if need <= 0:
             continue
+        if t in slow_set:
+            for s in sorted(waiting, key=lambda c: (len(pairs[c]), c)):
+                if need <= 0:
+                    break
+                if s != t and t not in pairs[s] and len(pairs[s]) < limit:
+                    pairs[s][t] = [INBOUND]
+                    inbound[t] += 1
+                    need -= 1
         # Probers drawn for this target, the less busy of two draws each time (so no host collects far more than
         # its share), skipping those already probing it or full; a bounded number of draws keeps this O(N), then
         # a scan makes sure a free prober is found when one exists.
@@ -137,6 +152,8 @@ def plan(sources: Iterable[str], targets: Iterable[str], routes: dict[str, dict[
                 pairs[s][t] = [INBOUND]
                 inbound[t] += 1
                 need -= 1
+                if t in slow_set:
+                    waiting.add(s)
         for s in sorted(candidates, key=lambda c: (len(pairs[c]), c)) if need > 0 else ():
             if need <= 0:
                 break
@@ -144,6 +161,8 @@ def plan(sources: Iterable[str], targets: Iterable[str], routes: dict[str, dict[
                 pairs[s][t] = [INBOUND]
                 inbound[t] += 1
                 need -= 1
+                if t in slow_set:
+                    waiting.add(s)
         if need > 0:
             out["short"][t] = inbound[t]
     out["pairs"] = {s: dict(sorted(p.items())) for s, p in pairs.items()}
@@ -197,6 +216,15 @@ def routes_from_audit(doc: dict | None) -> dict[str, dict[str, list[str]]]:
         return {}
     return {str(s): {str(t): [str(w) for w in why] for t, why in (peers or {}).items()} for s, peers in routes.items()
             if isinstance(peers, dict)}
+
+
+SLOW_RESULTS = ("filtered", "no_banner")  # the connect or the greeting waited out the probe's timeout
+
+
+def slow_from_audit(doc: dict | None, slow_ms: int = 2000) -> list[str]:
+    """The servers an earlier audit's probes waited on: a filtered port, a mute banner, or an answer after slow_ms."""
+    return sorted({str(p.get("to")) for p in (doc or {}).get("peers") or []
+                   if isinstance(p, dict) and (p.get("result") in SLOW_RESULTS or int(p.get("ms") or 0) >= slow_ms)})
 
 
 def routes_from_inventory(hostvars: dict[str, dict], names: Iterable[str]) -> dict[str, dict[str, list[str]]]:

@@ -130,8 +130,10 @@ def test_the_demo_verdicts_are_the_same_under_the_mail_plan_as_under_the_mesh():
     hosts, firewalls = golden.load_case("demo")
     mesh = audit.run(audit.fleet_from(copy.deepcopy(hosts), knowledge.load(None), firewalls), generated=golden.GENERATED)
     managed = [h["name"] for h in hosts if h["managed"]]
-    plan = probe_plan.plan(managed, [h["name"] for h in hosts], probe_plan.routes_from_audit(mesh), {"mode": "mail"})
+    plan = probe_plan.plan(managed, [h["name"] for h in hosts], probe_plan.routes_from_audit(mesh), {"mode": "mail"},
+                           slow=probe_plan.slow_from_audit(mesh))
     plan["routes_source"] = "the mesh audit"
+    assert plan["slow"]  # the demo's filtered and mute servers
     mail = _audit_under(plan, hosts, firewalls)
     assert len(mail["peers"]) < len(mesh["peers"])
     assert _verdicts(mail) == _verdicts(mesh)
@@ -154,3 +156,22 @@ def test_a_sender_that_did_not_probe_its_peer_leaves_the_inbound_verdict_unknown
     finding = next(f for f in doc["hosts"][target]["findings"] if f["cause"] == "port25_blocked")
     assert finding["status"] == "unknown"
     assert f"{sender} did not probe {target}: not in this run's mail probe plan" in finding["summary"]
+
+
+def test_slow_servers_are_probed_by_hosts_already_waiting_and_left_out_of_the_sample():
+    hosts = names(200)
+    slow = hosts[10:20]
+    plan = probe_plan.plan(hosts, hosts, {}, {"mode": "mail"}, slow=slow)
+    waiting = {s for s, peers in plan["pairs"].items() if set(peers) & set(slow)}
+    assert all(inbound(plan)[t] >= 3 for t in slow)
+    assert len(waiting) <= 4  # 10 slow servers x 3 probers, packed onto as few hosts as the bound allows
+    assert not any(why == ["sample"] for p in plan["pairs"].values() for t, why in p.items() if t in slow)
+    assert plan["slow"] == sorted(slow)
+
+
+def test_slow_servers_come_from_the_earlier_audits_timed_out_probes():
+    doc = {"peers": [{"from": "A", "to": "B", "result": "filtered", "ms": 5001},
+                     {"from": "A", "to": "C", "result": "banner", "ms": 12},
+                     {"from": "A", "to": "D", "result": "no_banner", "ms": 5003},
+                     {"from": "B", "to": "E", "result": "banner", "ms": 2500}]}
+    assert probe_plan.slow_from_audit(doc) == ["B", "D", "E"]
