@@ -7,6 +7,8 @@ For each fleet size it starts one lab (a generated fleet relocated to 127.<block
 - the floor: bench/floor.yml, one `raw: echo ok` per server (what ansible itself needs for one command per host);
 - the naive baseline: bench/naive_audit.yml, one `raw` per check (30 commands per host), what an admin writes
   when ansible.windows cannot run on PowerShell 2.0; it decides nothing;
+- the audit without a single probe (mailflow_probe_plan=mail, no sample, no inbound coverage, no earlier
+  routes): the controller's own cost beside the floor;
 - the audit, twice: playbooks/audit.yml --check with the default probe plan. The first run of a fleet knows no
   routes yet (the mail plan probes a sample and the minimum inbound coverage); the second follows the routes the
   first recorded, as every later audit does. Both are timed.
@@ -76,7 +78,11 @@ def one_size(hosts: int, args, work: str) -> dict:
             runs.append(("naive", os.path.join(ROOT, "bench", "naive_audit.yml"), ()))
         state = os.path.join(work, "state")
         audit = (os.path.join(ROOT, "playbooks", "audit.yml"), ("--check", "-e", f"mailflow_state_dir={state}"))
-        runs += [("audit_first", *audit), ("audit", *audit)]
+        # Without a single probe (no routes, no sample, no coverage): the controller's own cost, for the floor.
+        noprobe = (audit[0], ("--check", "-e", f"mailflow_state_dir={os.path.join(work, 'state-noprobe')}",
+                              "-e", "mailflow_probe_plan=mail", "-e", "mailflow_probe_min_inbound=0",
+                              "-e", "mailflow_probe_sample=0"))
+        runs += [("audit_noprobe", *noprobe), ("audit_first", *audit), ("audit", *audit)]
         if args.mesh:
             mesh_state = os.path.join(work, "state-mesh")
             runs.append(("audit_mesh", audit[0], ("--check", "-e", f"mailflow_state_dir={mesh_state}",
@@ -90,7 +96,8 @@ def one_size(hosts: int, args, work: str) -> dict:
                 out[f"{name}_rc"] = rc
                 out[f"{name}_tail"] = tail
             if name.startswith("audit"):
-                figures = audit_figures(mesh_state if name == "audit_mesh" else state)
+                figures = audit_figures({"audit_mesh": mesh_state if args.mesh else "",
+                                         "audit_noprobe": noprobe[1][2].split("=", 1)[1]}.get(name, state))
                 out[f"{name}_verdicts"] = figures.pop("verdicts")
                 out.update({f"{name}_{k}": v for k, v in figures.items()})
     if "audit_mesh_verdicts" in out:
@@ -98,6 +105,7 @@ def one_size(hosts: int, args, work: str) -> dict:
     for key in [k for k in out if k.endswith("_verdicts")]:
         del out[key]
     out["audit_over_floor"] = round(out["audit_s"] / out["floor_s"], 2)
+    out["noprobe_over_floor"] = round(out["audit_noprobe_s"] / out["floor_s"], 2)
     if "naive_s" in out:
         out["naive_over_audit"] = round(out["naive_s"] / out["audit_s"], 2)
     return out
@@ -118,11 +126,14 @@ def main() -> int:
         row = one_size(hosts, args, work)
         print(json.dumps(row), flush=True)
         rows.append(row)
-    print(f"\n{'hosts':>5} {'floor s':>8} {'naive s':>8} {'audit s':>8} {'1st audit s':>11} {'probes':>7} {'per host':>8} "
-          f"{'audit/floor':>11} {'naive/audit':>11}")
+    print(f"\n{'hosts':>5} {'floor s':>8} {'naive s':>8} {'no-probe s':>10} {'audit s':>8} {'1st audit s':>11} "
+          f"{'mesh s':>7} {'probes':>7} {'per host':>8} {'no-probe/floor':>14} {'audit/floor':>11} {'naive/audit':>11} "
+          f"{'same as mesh':>12}")
     for r in rows:
-        print(f"{r['hosts']:>5} {r['floor_s']:>8} {r.get('naive_s', '-'):>8} {r['audit_s']:>8} {r['audit_first_s']:>11} "
-              f"{r['audit_probes']:>7} {r['audit_probes_per_host_max']:>8} {r['audit_over_floor']:>11} {r.get('naive_over_audit', '-'):>11}")
+        print(f"{r['hosts']:>5} {r['floor_s']:>8} {r.get('naive_s', '-'):>8} {r['audit_noprobe_s']:>10} {r['audit_s']:>8} "
+              f"{r['audit_first_s']:>11} {r.get('audit_mesh_s', '-'):>7} {r['audit_probes']:>7} "
+              f"{r['audit_probes_per_host_max']:>8} {r['noprobe_over_floor']:>14} {r['audit_over_floor']:>11} "
+              f"{r.get('naive_over_audit', '-'):>11} {str(r.get('verdicts_same_as_mesh', '-')):>12}")
     return 0
 
 

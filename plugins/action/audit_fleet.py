@@ -10,7 +10,8 @@ from datetime import datetime, timezone
 from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
 
-from ansible_collections.mailflow.exchange.plugins.module_utils import audit, backups, causes, firewalls, knowledge, reports, summary
+from ansible_collections.mailflow.exchange.plugins.module_utils import (
+    audit, backups, causes, firewalls, knowledge, probe_plan, reports, summary)
 
 
 class ActionModule(ActionBase):
@@ -94,16 +95,20 @@ class ActionModule(ActionBase):
 
     @staticmethod
     def _probe_plan(args):
-        """The run's probe plan, saved beside its snapshots by mailflow.exchange.probe_plan; None when not there
-        (snapshots from before plans were recorded)."""
-        path = os.path.join(os.path.dirname(os.path.abspath(args["snapshot_dir"])), "probe_plan.json")
-        if not os.path.isfile(path):
-            return None
-        try:
-            with open(path, encoding="utf-8") as fh:
-                return json.load(fh)
-        except (OSError, ValueError) as exc:
-            raise AnsibleActionFail(f"cannot read the probe plan {path}: {exc}")
+        """The run's probe plan, saved beside its snapshots by mailflow.exchange.probe_plan (probe_plan.json, or
+        one probe_plan-<slice>.json per job slice of a collection, merged); None when there is none (snapshots
+        from before plans were recorded)."""
+        folder = os.path.dirname(os.path.abspath(args["snapshot_dir"]))
+        names = sorted(n for n in os.listdir(folder) if n == "probe_plan.json"
+                       or (n.startswith("probe_plan-") and n.endswith(".json"))) if os.path.isdir(folder) else []
+        plans = []
+        for name in names:
+            try:
+                with open(os.path.join(folder, name), encoding="utf-8") as fh:
+                    plans.append(json.load(fh))
+            except (OSError, ValueError) as exc:
+                raise AnsibleActionFail(f"cannot read the probe plan {os.path.join(folder, name)}: {exc}")
+        return probe_plan.merge_plans(plans)
 
     @staticmethod
     def _firewalls(args):

@@ -169,6 +169,26 @@ def plan(sources: Iterable[str], targets: Iterable[str], routes: dict[str, dict[
     return out
 
 
+def merge_plans(plans: list[dict]) -> dict | None:
+    """One plan from the plans of several runs over parts of a fleet (AWX job slices collecting into one folder):
+    each source's pairs as its own run planned them. None for no plans."""
+    plans = [p for p in plans if isinstance(p, dict)]
+    if not plans:
+        return None
+    if len(plans) == 1:
+        return plans[0]
+    out = dict(plans[0], pairs={}, dropped={}, short={}, slow=[])
+    modes = sorted({str(p.get("mode")) for p in plans})
+    out["mode"] = modes[0] if len(modes) == 1 else "mail"  # slices that planned differently: no longer one mesh
+    for p in plans:
+        out["pairs"].update(p.get("pairs") or {})
+        out["dropped"].update(p.get("dropped") or {})
+        out["short"].update(p.get("short") or {})
+    out["slow"] = sorted({t for p in plans for t in p.get("slow") or []})
+    out["routes_source"] = " and ".join(sorted({str(p["routes_source"]) for p in plans if p.get("routes_source")})) or None
+    return out
+
+
 def peers_of(the_plan: dict, source: str) -> list[str]:
     """The targets one host probes, in name order."""
     return list((the_plan.get("pairs") or {}).get(source) or {})

@@ -175,3 +175,12 @@ def test_slow_servers_come_from_the_earlier_audits_timed_out_probes():
                      {"from": "A", "to": "D", "result": "no_banner", "ms": 5003},
                      {"from": "B", "to": "E", "result": "banner", "ms": 2500}]}
     assert probe_plan.slow_from_audit(doc) == ["B", "D", "E"]
+
+
+def test_the_plans_of_job_slices_merge_into_one():
+    hosts = names(80)
+    a = probe_plan.plan(hosts[:40], hosts[:40], {}, {"mode": "mail"})
+    b = probe_plan.plan(hosts[40:], hosts[40:], {}, {"mode": "mail"}, slow=[hosts[45]])
+    merged = probe_plan.merge_plans([a, b])
+    assert merged["pairs"] == {**a["pairs"], **b["pairs"]} and merged["slow"] == [hosts[45]]
+    assert probe_plan.merge_plans([]) is None and probe_plan.merge_plans([a]) is a
