@@ -33,9 +33,8 @@ class ActionModule(ActionBase):
         ))
         hostvars = task_vars.get("hostvars", {})
         names = list(dict.fromkeys(args["servers"] + args["unmanaged"]))
-        declared = {n: {k: hostvars[n].get(k) for k in ("mailflow_sends_to", "mailflow_smarthost_expected",
-                                                         "mailflow_fqdn", "ansible_host", "mailflow_probe_peers")}
-                    for n in names if n in hostvars}
+        wanted = ("mailflow_sends_to", "mailflow_smarthost_expected", "mailflow_fqdn", "ansible_host", "mailflow_probe_peers")
+        declared = {n: {k: hostvars[n].get(k) for k in wanted} for n in names if n in hostvars}
         earlier, source = self._earlier_audit(args["routes_from"])
         routes = probe_plan.merge_routes(probe_plan.routes_from_audit(earlier), probe_plan.routes_from_inventory(declared, names))
         try:

@@ -27,9 +27,10 @@ options:
     default: []
   snapshot_dir:
     description:
-      - The folder of snapshots to read. The run's probe plan (M(mailflow.exchange.probe_plan)) is read from
-        C(probe_plan.json) beside it, when there: the report gives each probe's reason and the planned pairs that
-        were not probed, and a cause that needs a pair nobody probed comes out C(unknown).
+      - "The folder of snapshots to read. The run's probe plan (M(mailflow.exchange.probe_plan)) is read from
+        C(probe_plan.json) (or one C(probe_plan-<slice>.json) per job slice) beside it, when there: the report gives
+        each probe's reason and the planned pairs that were not probed, and a cause that needs a pair nobody probed
+        comes out C(unknown)."
     type: path
     required: true
   offline:

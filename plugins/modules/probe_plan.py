@@ -55,8 +55,8 @@ options:
   routes_from:
     description:
       - An earlier C(audit.json) whose C(routes) the plan follows; a missing file means no earlier routes.
-      - Its probes also say which servers answered slowly (a filtered port or a mute banner waits out the probe
-        timeout): the sample leaves those out and their inbound coverage goes to hosts already waiting on one.
+      - "Its probes also say which servers answered slowly (a filtered port or a mute banner waits out the probe
+        timeout): the sample leaves those out and their inbound coverage goes to hosts already waiting on one."
     type: path
   dest:
     description: Where to write the plan (JSON) on the controller, normally C(<report_dir>/probe_plan.json).
