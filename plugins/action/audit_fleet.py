@@ -10,7 +10,8 @@ from datetime import datetime, timezone
 from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
 
-from ansible_collections.mailflow.exchange.plugins.module_utils import audit, backups, causes, firewalls, knowledge, reports, summary
+from ansible_collections.mailflow.exchange.plugins.module_utils import (
+    audit, backups, causes, firewalls, knowledge, probe_plan, reports, summary)
 
 
 class ActionModule(ActionBase):
@@ -45,7 +46,7 @@ class ActionModule(ActionBase):
         hosts = [self._host(name, True, args, hostvars) for name in args["hosts"]]
         hosts += [self._host(name, False, args, hostvars) for name in args["unmanaged"] if name not in args["hosts"]]
         try:
-            fleet = audit.fleet_from(hosts, facts, self._firewalls(args))
+            fleet = audit.fleet_from(hosts, facts, self._firewalls(args), self._probe_plan(args))
             generated = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
             pending = backups.fleet_pending_restarts(args["backup_dir"], args["hosts"], list(causes.FIXABLE))
             unfinished = backups.fleet_unfinished(args["backup_dir"], args["hosts"], list(causes.FIXABLE))
@@ -59,7 +60,8 @@ class ActionModule(ActionBase):
         self._point_latest(args["report_dir"])
         result.update(changed=False, report_dir=args["report_dir"], reports=paths, summary=doc["summary"],
                       table=summary.audit_table(doc), network_fixes=audit.firewalls_to_fix(doc),
-                      resume=audit.to_resume(doc), probed_by=audit.probed_by(doc, args["hosts"]))
+                      resume=audit.to_resume(doc), probed_by=audit.probed_by(doc, args["hosts"]),
+                      probes_from=audit.probes_from(doc))
         if failing:
             result.update(failed=True, msg=f"mailflow_fail_on={args['fail_on']}: {len(failing)} finding(s): " + "; ".join(failing[:10]))
         return result
@@ -90,6 +92,23 @@ class ActionModule(ActionBase):
         else:
             entry["error"] = f"no saved snapshot ({path})" if args["offline"] else "no snapshot was taken"
         return entry
+
+    @staticmethod
+    def _probe_plan(args):
+        """The run's probe plan, saved beside its snapshots by mailflow.exchange.probe_plan (probe_plan.json, or
+        one probe_plan-<slice>.json per job slice of a collection, merged); None when there is none (snapshots
+        from before plans were recorded)."""
+        folder = os.path.dirname(os.path.abspath(args["snapshot_dir"]))
+        names = sorted(n for n in os.listdir(folder) if n == "probe_plan.json"
+                       or (n.startswith("probe_plan-") and n.endswith(".json"))) if os.path.isdir(folder) else []
+        plans = []
+        for name in names:
+            try:
+                with open(os.path.join(folder, name), encoding="utf-8") as fh:
+                    plans.append(json.load(fh))
+            except (OSError, ValueError) as exc:
+                raise AnsibleActionFail(f"cannot read the probe plan {os.path.join(folder, name)}: {exc}")
+        return probe_plan.merge_plans(plans)
 
     @staticmethod
     def _firewalls(args):

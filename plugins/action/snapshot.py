@@ -71,10 +71,15 @@ class ActionModule(ActionBase):
                        "operations": len(ops), "ad_bind": runner_context.ad_bind(ctx)},
             fqdn=task_vars.get("mailflow_fqdn") or args["fqdn"],
         )
-        result.update(changed=False, snapshot=snap)
+        result.update(changed=False)
         if args["dest"]:
+            # Written, it is not also registered: every host's whole snapshot in hostvars is what the controller's
+            # one main process then carries through result handling, host by host (issue 16's profile).
             self._write(args["dest"], snap)
-            result["dest"] = args["dest"]
+            result.update(dest=args["dest"], platform=snap["platform"], errors=sorted(snap["errors"]),
+                          probes=len(snap["probes"]), transport=snap["transport"])
+        else:
+            result["snapshot"] = snap
         return result
 
     @staticmethod

@@ -3,6 +3,9 @@
 """snapshot_table: a fixed-width per-host summary of snapshots, for play output."""
 from __future__ import annotations
 
+import json
+import os
+
 from ansible_collections.mailflow.exchange.plugins.module_utils.summary import snapshot_rows, table
 
 DOCUMENTATION = r"""
@@ -50,11 +53,23 @@ _value:
 """
 
 
+def _registered_snapshot(registered):
+    """The snapshot a task registered: in the result, or (with dest) in the file it was written to."""
+    if not isinstance(registered, dict) or registered.get("failed") or registered.get("unreachable"):
+        return None
+    if isinstance(registered.get("snapshot"), dict):
+        return registered["snapshot"]
+    if registered.get("dest") and os.path.isfile(registered["dest"]):
+        with open(registered["dest"], encoding="utf-8") as fh:
+            return json.load(fh)
+    return None
+
+
 def snapshot_table(hostvars, hosts, var="mailflow_snapshot"):
     snaps = {}
     for host in hosts:
         registered = hostvars[host].get(var) if host in hostvars else None
-        snaps[host] = registered.get("snapshot") if isinstance(registered, dict) else None
+        snaps[host] = _registered_snapshot(registered)
     return table(snapshot_rows(snaps)) + "\n"
 
 

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ansible_collections.mailflow.exchange.plugins.module_utils import causes, symptoms
+from ansible_collections.mailflow.exchange.plugins.module_utils import causes, probe_plan, symptoms
+from ansible_collections.mailflow.exchange.plugins.module_utils.causes.common import routes
 from ansible_collections.mailflow.exchange.plugins.module_utils.findings import Finding
 from ansible_collections.mailflow.exchange.plugins.module_utils.firewalls import FACTS_SCHEMA as FIREWALL_SCHEMA
 from ansible_collections.mailflow.exchange.plugins.module_utils.fleet import Fleet, HostEntry
@@ -37,9 +38,10 @@ def declared(hostvars: dict) -> dict:
     return {key: hostvars[var] for var, key in DECLARED.items() if hostvars.get(var) is not None}
 
 
-def fleet_from(hosts: list[dict], knowledge: dict, firewalls: list[dict] | None = None) -> Fleet:
+def fleet_from(hosts: list[dict], knowledge: dict, firewalls: list[dict] | None = None,
+               probe_plan: dict | None = None) -> Fleet:
     """hosts: [{"name", "managed", "fqdn", "address", "snapshot", "error", "declared"}] in inventory order;
-    firewalls: their facts (firewalls.facts_from_config / failed_facts)."""
+    firewalls: their facts (firewalls.facts_from_config / failed_facts); probe_plan: the run's (probe_plan.plan)."""
     entries = []
     for h in hosts:
         if not h.get("name"):
@@ -52,7 +54,7 @@ def fleet_from(hosts: list[dict], knowledge: dict, firewalls: list[dict] | None 
     for f in firewalls or []:
         if f.get("schema") != FIREWALL_SCHEMA:
             raise AuditError(f"{f.get('name', '?')}: not a {FIREWALL_SCHEMA} document (schema {f.get('schema')!r})")
-    return Fleet(entries, settings=knowledge.get("detect") or {}, firewalls=firewalls)
+    return Fleet(entries, settings=knowledge.get("detect") or {}, firewalls=firewalls, probe_plan=probe_plan)
 
 
 def detect_all(fleet: Fleet) -> dict[str, list[Finding]]:
@@ -128,12 +130,39 @@ def run(fleet: Fleet, generated: str, check_mode: bool | None = None,
                    for c in causes.catalog().values()],
         "hosts": hosts,
         "peers": [{"from": p.source, "to": p.target, "result": p.result, "banner": (p.raw.get("banner") or "").split("\n")[0],
-                   "ms": p.ms, "error": p.raw.get("error") or None} for p in fleet.probes],
+                   "ms": p.ms, "error": p.raw.get("error") or None, "why": _why(fleet, p.source, p.target)}
+                  for p in fleet.probes],
+        "probe_plan": plan_summary(fleet),
+        "routes": routes(fleet),
         "summary": summarise(hosts),
     }
     if fleet.firewalls:
         doc["firewalls"] = [_firewall(fw.facts) for fw in fleet.firewalls]
     return doc
+
+
+def _why(fleet: Fleet, source: str, target: str) -> list[str]:
+    if fleet.probe_plan is None:
+        return ["not recorded (no probe plan with these snapshots)"]
+    return probe_plan.why(fleet.probe_plan, source, target) or ["not in the probe plan"]
+
+
+def plan_summary(fleet: Fleet) -> dict[str, Any]:
+    """What the report says of the probe plan: its mode and settings, where its routes came from, the probes per
+    host, and the planned pairs that did not happen (with why); the probed pairs are `peers`, each with its why."""
+    the_plan = fleet.probe_plan
+    if the_plan is None:
+        return {"mode": "unrecorded", "probes": len(fleet.probes), "not_probed": []}
+    missed = [{"from": s, "to": t, "why": why, "reason": probe_plan.not_planned(the_plan, s, t)}
+              for s, peers in sorted((the_plan.get("pairs") or {}).items()) for t, why in peers.items()
+              if s in fleet.entries and fleet[s].snapshot is not None and not fleet.probed(s, t)]
+    missed += [{"from": s, "to": t, "why": why, "reason": probe_plan.not_planned(the_plan, s, t)}
+               for s, peers in sorted((the_plan.get("dropped") or {}).items()) for t, why in peers.items()]
+    per_host = [len(p) for p in (the_plan.get("pairs") or {}).values()]
+    return {"mode": the_plan.get("mode"), "requested": the_plan.get("requested"), "settings": the_plan.get("settings"),
+            "routes_source": the_plan.get("routes_source"), "probes": len(fleet.probes),
+            "max_per_host": max(per_host, default=0), "short_of_min_inbound": the_plan.get("short") or {},
+            "not_probed": missed}
 
 
 def firewalls_to_fix(doc: dict[str, Any]) -> dict[str, list[str]]:
@@ -176,6 +205,15 @@ def probed_by(doc: dict[str, Any], managed: list[str]) -> dict[str, list[str]]:
     for p in doc["peers"]:
         if p["from"] in managed:
             out.setdefault(p["to"], set()).add(p["from"])
+    return {h: sorted(s) for h, s in out.items()}
+
+
+def probes_from(doc: dict[str, Any]) -> dict[str, list[str]]:
+    """{host: the peers it probed}: a post-change snapshot probes the same ones, so its evidence stands beside the
+    audit's."""
+    out: dict[str, set[str]] = {}
+    for p in doc["peers"]:
+        out.setdefault(p["from"], set()).add(p["to"])
     return {h: sorted(s) for h, s in out.items()}
 
 

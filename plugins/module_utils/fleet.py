@@ -109,9 +109,12 @@ class HostEntry:
 
 
 class Fleet:
-    def __init__(self, entries: list[HostEntry], settings: dict | None = None, firewalls: list[dict] | None = None):
+    def __init__(self, entries: list[HostEntry], settings: dict | None = None, firewalls: list[dict] | None = None,
+                 probe_plan: dict | None = None):
         self.entries = {e.name: e for e in entries}
         self.settings = settings or {}
+        # Which pairs this run was to probe and why (probe_plan.plan); None when not recorded (older snapshots).
+        self.probe_plan = probe_plan
         # Network devices between the servers (firewalls.facts_from_config), for causes on the path.
         self.firewalls = [Firewall(f) for f in firewalls or []]
         self._names = self._name_index()
@@ -129,6 +132,7 @@ class Fleet:
         for p in self._probes:
             self._by_target.setdefault(p.target, []).append(p)
             self._by_source.setdefault(p.source, []).append(p)
+        self._pairs = {(p.source, p.target) for p in self._probes}
         self._ad = self._org_servers()
         self._derived: dict[tuple[str, str], Any] = {}
 
@@ -191,6 +195,10 @@ class Fleet:
 
     def probes_from(self, name: str) -> list[Probe]:
         return self._by_source.get(name, [])
+
+    def probed(self, source: str, target: str) -> bool:
+        """Whether a probe from source to target came back (whatever its result)."""
+        return (source, target) in self._pairs
 
     # -- what each host is, from its own snapshot, the org's AD, the inventory, or its banner
 

@@ -26,7 +26,11 @@ options:
     elements: str
     default: []
   snapshot_dir:
-    description: The folder of snapshots to read.
+    description:
+      - "The folder of snapshots to read. The run's probe plan (M(mailflow.exchange.probe_plan)) is read from
+        C(probe_plan.json) (or one C(probe_plan-<slice>.json) per job slice) beside it, when there: the report gives
+        each probe's reason and the planned pairs that were not probed, and a cause that needs a pair nobody probed
+        comes out C(unknown)."
     type: path
     required: true
   offline:
@@ -145,6 +149,10 @@ summary:
       - ims_connection_leak
 probed_by:
   description: Per host, the managed servers that probed it; after a change they probe it again (verify_causes).
+  type: dict
+  returned: always
+probes_from:
+  description: Per host, the peers it probed (the probe plan's choice); a post-change snapshot probes the same ones.
   type: dict
   returned: always
 resume:

@@ -86,8 +86,11 @@ EXAMPLES = r"""
 
 RETURN = r"""
 snapshot:
-  description: The versioned snapshot (schema C(mailflow.snapshot/1)); see docs/snapshot.md.
-  returned: success
+  description:
+    - The versioned snapshot (schema C(mailflow.snapshot/1)); see docs/snapshot.md.
+    - With O(dest) it is written there and not returned (a fleet's snapshots in hostvars cost the controller more
+      than the files); RV(platform), RV(errors), RV(probes) and RV(transport) summarise it.
+  returned: when O(dest) is not set
   type: dict
   contains:
     schema:
@@ -128,5 +131,22 @@ dest:
   description: Where the snapshot was written.
   returned: when O(dest) is set
   type: str
+platform:
+  description: The snapshot's C(platform) (see RV(snapshot.platform)).
+  returned: when O(dest) is set
+  type: dict
+errors:
+  description: The knowledge items the host could not answer (their reasons are in the snapshot).
+  returned: when O(dest) is set
+  type: list
+  elements: str
+probes:
+  description: How many SMTP probes came back.
+  returned: when O(dest) is set
+  type: int
+transport:
+  description: The request's size and shape (command line length, commands, stdin bytes, operations).
+  returned: when O(dest) is set
+  type: dict
   sample: /var/lib/mailflow/reports/20261205T120000Z/snapshots/EXCH01.json
 """

@@ -113,6 +113,31 @@ def test_demo_audit_writes_the_reports_and_prints_the_summary(demo_run):
     assert "smtp_banner_missing" in summary and "audit.html" in summary
 
 
+def verdicts(doc) -> dict[tuple[str, str], tuple[str, int | None]]:
+    return {(h, f["cause"]): (f["status"], f.get("rank")) for h, d in doc["hosts"].items() for f in d["findings"]}
+
+
+def test_the_mail_probe_plan_decides_the_demo_as_the_mesh_does(demo_run, demo_lab, tmp_path):
+    """auto is the mesh for the 10-host demo; the mail plan, following the routes the mesh audit learned,
+    probes fewer pairs, says why each, and decides every host and cause the same."""
+    mesh = demo_run["doc"]
+    assert mesh["probe_plan"]["mode"] == "mesh" and all(p["why"] == ["mesh"] for p in mesh["peers"])
+    assert mesh["routes"]["EXCH05"]["EXCH55"]  # its stalled queue to the Exchange 5.5 server
+    demo_lab.metrics.reset()
+    proc, doc, latest = run_audit(demo_lab, tmp_path, "--check", "-e", "mailflow_probe_plan=mail",
+                                  "-e", f"mailflow_probe_routes_from={demo_run['latest'] / 'audit.json'}")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    plan = doc["probe_plan"]
+    assert plan["mode"] == "mail" and plan["routes_source"].startswith("the audit of")
+    assert not plan["not_probed"] and not plan["short_of_min_inbound"]
+    assert verdicts(doc) == verdicts(mesh)
+    assert len(doc["peers"]) < len(mesh["peers"])
+    saved = json.loads((latest / "probe_plan.json").read_text())
+    assert {(p["from"], p["to"]) for p in doc["peers"]} == {(s, t) for s, peers in saved["pairs"].items() for t in peers}
+    assert all(c["winrm_commands"] == (1 if demo_lab.fleet.hosts[n].winrm else 0)
+               for n, c in demo_lab.metrics.snapshot().items())
+
+
 def test_offline_audit_contacts_no_host_and_decides_the_same(demo_run, demo_lab, tmp_path):
     demo_lab.metrics.reset()
     snaps = demo_run["latest"] / "snapshots"

@@ -52,9 +52,15 @@ def load_case(case: str) -> tuple[list[dict], list[dict]]:
     return hosts, firewalls
 
 
+def probe_plan_of(case: str) -> dict | None:
+    """The case's saved probe plan (probe_plan.json beside its snapshots), None when it has none."""
+    path = os.path.join(CASES, case, "probe_plan.json")
+    return _load(path) if os.path.exists(path) else None
+
+
 def fleet(case: str, knowledge_overrides: dict | None = None):
     hosts, firewalls = load_case(case)
-    return audit.fleet_from(hosts, knowledge.load(knowledge_overrides), firewalls)
+    return audit.fleet_from(hosts, knowledge.load(knowledge_overrides), firewalls, probe_plan_of(case))
 
 
 def edited_fleet(case: str, edit=None, knowledge_overrides: dict | None = None, declared: dict | None = None,
@@ -125,6 +131,8 @@ def regenerate_demo(case: str = "demo", block: int = 250) -> str:
         for sub in ("snapshots", "firewalls"):
             if os.path.isdir(os.path.join(run, sub)):
                 shutil.copytree(os.path.join(run, sub), os.path.join(folder, sub))
+        if os.path.exists(os.path.join(run, "probe_plan.json")):
+            shutil.copy(os.path.join(run, "probe_plan.json"), os.path.join(folder, "probe_plan.json"))
         with open(os.path.join(folder, "case.json"), "w", encoding="utf-8") as fh:
             json.dump(_case_meta(inventory, "lab/scenarios/demo.yml through playbooks/audit.yml (make golden)"), fh,
                       indent=1, sort_keys=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import Callable, Iterable
 
 from ansible_collections.mailflow.exchange.plugins.module_utils import findings as fd
-from ansible_collections.mailflow.exchange.plugins.module_utils import symptoms
+from ansible_collections.mailflow.exchange.plugins.module_utils import probe_plan, symptoms
 from ansible_collections.mailflow.exchange.plugins.module_utils.fleet import Fleet, HostEntry, greylist_reply
 from ansible_collections.mailflow.exchange.plugins.module_utils.hostview import HostView, Missing
 from ansible_collections.mailflow.exchange.plugins.module_utils.metabase import MetabaseError
@@ -79,6 +79,62 @@ def sends_to(fleet: Fleet, entry: HostEntry) -> dict[str, list[str]]:
         if r.get("host"):
             out.setdefault(r["host"], []).append(f"{r['count']} x Event 4006")
     return out
+
+
+def smart_hosts(fleet: Fleet, entry: HostEntry) -> list[str]:
+    """The inventory hosts this host's SMTP virtual servers name as their smart host (AD, else the metabase)."""
+    view = entry.view
+    if view is None:
+        return []
+    values = []
+    try:
+        if view.kind.startswith("exchange"):
+            values += [v for _dn, attrs in view.ad_virtual_servers(entry.computer_name).values()
+                       for v in (attrs.get("msExchSmtpSmartHost") or [])]
+    except Missing:
+        pass
+    try:
+        values += [vs.get("SmartHost") or "" for vs in view.metabase().smtp_virtual_servers().values()]
+    except (Missing, MetabaseError):
+        pass
+    found = (fleet.resolve(e.strip().strip("[]")) for v in values for e in str(v).split(";") if e.strip())
+    return sorted({p for p in found if p and p != entry.name})
+
+
+def routes(fleet: Fleet) -> dict[str, dict[str, list[str]]]:
+    """{sender: {receiver: [why]}}: where each server's mail goes, from its own snapshot (queues and links,
+    Event 4006, its smart host). The audit records it (audit.json `routes`) for the next run's probe plan."""
+    def compute():
+        out: dict[str, dict[str, list[str]]] = {}
+        for entry in fleet:
+            mine = sends_to(fleet, entry)
+            for peer in smart_hosts(fleet, entry):
+                mine.setdefault(peer, []).append("smart host")
+            mine.pop(entry.name, None)
+            if mine:
+                out[entry.name] = {t: sorted(set(why)) for t, why in sorted(mine.items())}
+        return out
+    return fleet.derived("routes", "*", compute)
+
+
+def unprobed_senders(fleet: Fleet, entry: HostEntry) -> list[str]:
+    """Why each server that sends mail to this host (routes) has no probe of it this run: the pairs an inbound
+    verdict of `absent` would need. Empty when every sender probed it."""
+    def compute():
+        return [probe_plan.not_planned(fleet.probe_plan, sender, entry.name)
+                for sender, peers in routes(fleet).items()
+                if entry.name in peers and not fleet.probed(sender, entry.name)]
+    return fleet.derived("unprobed_senders", entry.name, compute)
+
+
+def path_absent(fleet: Fleet, entry: HostEntry, cause: fd.Cause, summary: str, evidence: dict, **kw) -> fd.Finding:
+    """`absent` for an inbound cause decided on the paths that were probed; `unknown` when a server that sends
+    this host mail did not probe it, since the path the mail takes is the one that was not looked at."""
+    missing = unprobed_senders(fleet, entry)
+    if missing:
+        return fd.unknown(cause, entry.name, f"{summary}, but " + "; ".join(missing[:5])
+                          + (f" (and {len(missing) - 5} more)" if len(missing) > 5 else ""), **evidence)
+    return fd.Finding(cause, entry.name, "absent", summary, evidence, **kw)
 
 
 def greylisting_peers(fleet: Fleet) -> dict[str, list[str]]:

@@ -46,7 +46,8 @@ def detect(fleet):
         stuck = {p: greylisting[p] for p in targets if p in greylisting}
         declared = list(entry.declared.get("greylisting_peers") or [])
         evidence.update(greylisting_peers_sent_to={p: targets[p] + ev for p, ev in stuck.items()}, declared_greylisting_peers=declared,
-                        greylisting_seen=sorted(greylisting))
+                        # Fleet-wide: cut, so that N hosts do not each carry the whole list.
+                        greylisting_seen=sorted(greylisting)[:20], greylisting_seen_total=len(greylisting))
         conf = fleet.confidence("glitch_retry_min_seconds")
         if effective >= minimum:
             return fd.Finding(CAUSE, entry.name, "absent", f"GlitchRetrySeconds {how} is at least {minimum} s", evidence, confidence=conf)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 
 from ansible_collections.mailflow.exchange.plugins.module_utils import findings as fd
-from ansible_collections.mailflow.exchange.plugins.module_utils.causes.common import no_snapshot_reason
+from ansible_collections.mailflow.exchange.plugins.module_utils.causes.common import no_snapshot_reason, path_absent
 from ansible_collections.mailflow.exchange.plugins.module_utils.hostview import Missing
 from ansible_collections.mailflow.exchange.plugins.module_utils.metabase import MetabaseError
 from ansible_collections.mailflow.exchange.plugins.module_utils.remediation import Change, FixError
@@ -80,7 +80,7 @@ def detect(fleet):
             out.append(fd.unknown(CAUSE, entry.name, "no peer probed it", **evidence))
             continue
         if not blocked:
-            out.append(fd.Finding(CAUSE, entry.name, "absent", f"every probing peer ({len(through)}) reached port 25", evidence))
+            out.append(path_absent(fleet, entry, CAUSE, f"every probing peer ({len(through)}) reached port 25", evidence))
             continue
         if entry.view is None:
             out.append(fd.unknown(CAUSE, entry.name, f"port 25 blocked from {len(blocked)} peer(s), but whether SMTP runs there "

@@ -12,6 +12,7 @@ import ipaddress
 import re
 
 from ansible_collections.mailflow.exchange.plugins.module_utils import findings as fd
+from ansible_collections.mailflow.exchange.plugins.module_utils import probe_plan
 from ansible_collections.mailflow.exchange.plugins.module_utils.causes.common import per_host
 from ansible_collections.mailflow.exchange.plugins.module_utils.hostview import Missing
 from ansible_collections.mailflow.exchange.plugins.module_utils.metabase import MetabaseError
@@ -86,7 +87,7 @@ def detect(fleet):
                 raise
             vs_mb = {}  # AD is where Exchange keeps it; the metabase copy is only a cross-check
         expected = entry.declared.get("smarthost_expected")
-        servers, problems = {}, []
+        servers, problems, unprobed = {}, [], []
         for n in sorted(set(vs_mb) | set(vs_ad), key=int):
             ad, mb = vs_ad.get(n), vs_mb.get(n) or {}
             value = _first(ad.get("msExchSmtpSmartHost")) if ad is not None else mb.get("SmartHost")
@@ -104,6 +105,9 @@ def detect(fleet):
                     probe = next((p for p in fleet.probes_from(entry.name) if p.target == peer), None) if peer else None
                     if probe is not None and probe.result not in ("banner", "greylisted"):
                         problems.append(f"{where}: smart host {e} ({peer}) did not answer SMTP from {entry.name}: {probe.result}")
+                    elif peer and probe is None and peer != entry.name:
+                        # Whether the smart host answers is half of this cause: an unprobed pair is not an answer.
+                        unprobed.append(probe_plan.not_planned(fleet.probe_plan, entry.name, peer))
             elif stype in (1, 2):
                 problems.append(f"{where}: SmartHostType {stype} ({_TYPES[stype]}) with no smart host")
             if expected is not None and not same_smarthost(value, expected):
@@ -113,6 +117,9 @@ def detect(fleet):
             return fd.Finding(CAUSE, entry.name, "present", "; ".join(problems), dict(evidence, problems=problems))
         configured = {n: s["smart_host"] for n, s in servers.items() if s["smart_host"]}
         summary = f"smart host {configured} is well-formed" if configured else "no smart host configured"
+        if unprobed:
+            return fd.unknown(CAUSE, entry.name, f"{summary}, but whether it answers is not known: {'; '.join(unprobed)}",
+                              **evidence)
         return fd.Finding(CAUSE, entry.name, "absent", summary, evidence)
 
     return per_host(fleet, CAUSE, decide, kinds=("exchange2003", "exchange2000", "smtp_relay"))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 
 from ansible_collections.mailflow.exchange.plugins.module_utils import findings as fd
+from ansible_collections.mailflow.exchange.plugins.module_utils.causes.common import path_absent
 from ansible_collections.mailflow.exchange.plugins.module_utils.hostview import Missing
 from ansible_collections.mailflow.exchange.plugins.module_utils.metabase import MetabaseError
 from ansible_collections.mailflow.exchange.plugins.module_utils.remediation import Change, FixError
@@ -71,7 +72,7 @@ def detect(fleet):
                 summary += f" (it did answer {', '.join(sorted(p.source for p in answered))}: look at the path from the others)"
             out.append(fd.Finding(CAUSE, entry.name, "present", summary, evidence, explains=[p.source for p in silent]))
         elif answered:
-            out.append(fd.Finding(CAUSE, entry.name, "absent", f"{len(answered)} peer(s) received a banner from {entry.name}", evidence))
+            out.append(path_absent(fleet, entry, CAUSE, f"{len(answered)} peer(s) received a banner from {entry.name}", evidence))
         elif responses is not None and not empty:
             # Nobody got a TCP connection through, so the wire says nothing; the configuration does.
             out.append(fd.Finding(CAUSE, entry.name, "absent",

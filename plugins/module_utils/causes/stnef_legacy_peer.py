@@ -30,6 +30,7 @@ CAUSE = fd.Cause(
     kb919091_cause=2, symptom_scope="outbound",
 )
 _NON_EXCHANGE = ("smtp", "smtp_relay", "non_exchange")
+EVIDENCE_PEERS = 20  # fleet-wide lists in one host's evidence are cut to this many
 
 
 def legacy_peers(fleet) -> dict[str, dict]:
@@ -82,10 +83,14 @@ def detect(fleet):
         targets = sends_to(fleet, entry)
         hit = {p: targets[p] for p in targets if p in legacy}
         forced = _tnef_forced(view, setting)
-        evidence = {"legacy_peers": legacy, "mail_for_legacy_peers": hit,
+        # The legacy peers this host has mail for, and a few others: every one of them on every host grows as N².
+        shown = sorted(hit) + [p for p in sorted(legacy) if p not in hit][:EVIDENCE_PEERS]
+        evidence = {"legacy_peers": {p: legacy[p] for p in shown}, "legacy_peers_total": len(legacy), "mail_for_legacy_peers": hit,
                     "tnef_forced": forced if setting else "not checked: KB 254089's registry value is unconfirmed"}
         if not hit:
-            why = f"no mail queued for a legacy peer ({', '.join(sorted(legacy))})" if legacy else "no Exchange 5.x or non-Exchange SMTP peer known"
+            names = sorted(legacy)
+            listed = ", ".join(names[:EVIDENCE_PEERS]) + (f" and {len(names) - EVIDENCE_PEERS} more" if len(names) > EVIDENCE_PEERS else "")
+            why = f"no mail queued for a legacy peer ({listed})" if legacy else "no Exchange 5.x or non-Exchange SMTP peer known"
             return fd.Finding(CAUSE, entry.name, "absent", why, evidence)
         if forced:
             return fd.Finding(CAUSE, entry.name, "absent", "TNEF is forced (knowledge detect.stnef_tnef_setting)", evidence,

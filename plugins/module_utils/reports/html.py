@@ -157,6 +157,9 @@ def _causes(doc: dict) -> str:
             f'<th>fix role</th><th>sources</th></tr></thead><tbody>{"".join(rows)}</tbody></table></section>')
 
 
+GRID_MAX_HOSTS = 60  # columns in the server-to-server grid; past it the page lists the probes only
+
+
 def _probe_cell(probes: list[dict]) -> str:
     if not probes:
         return '<td class="none">not probed</td>'
@@ -172,29 +175,40 @@ def _smtp(doc: dict) -> str:
     if not peers:
         return '<section id="smtp"><h2>SMTP between servers</h2><p>No probes in this audit.</p></section>'
     hosts = list(doc["hosts"])
-    froms = [h for h in hosts if any(p["from"] == h for p in peers)]
-    froms += sorted({p["from"] for p in peers} - set(froms))
-    tos = [h for h in hosts if any(p["to"] == h for p in peers)]
-    tos += sorted({p["to"] for p in peers} - set(tos))
+    sources, targets = {p["from"] for p in peers}, {p["to"] for p in peers}
+    froms = [h for h in hosts if h in sources]
+    froms += sorted(sources - set(froms))
+    tos = [h for h in hosts if h in targets]
+    tos += sorted(targets - set(tos))
     by_pair: dict[tuple[str, str], list[dict]] = {}
     for p in peers:
         by_pair.setdefault((p["from"], p["to"]), []).append(p)
-    head = "".join(f'<th scope="col" class="col">{e(t)}</th>' for t in tos)
-    rows = []
-    for f in froms:
-        tds = "".join('<td class="self">—</td>' if f == t and (f, t) not in by_pair else _probe_cell(by_pair.get((f, t), []))
-                      for t in tos)
-        rows.append(f'<tr><th scope="row">{e(f)}</th>{tds}</tr>')
+    if len(tos) > GRID_MAX_HOSTS:
+        # A grid of N x N cells outgrows any page (a 5,000-server fleet: 25 million); the probes are listed below.
+        grid = (f'<p id="smtp-grid">{len(froms)} servers probed {len(tos)}: too many for a grid (more than '
+                f'{GRID_MAX_HOSTS}); every probe is listed below, with why it was probed in audit.json.</p>')
+    else:
+        grid = _smtp_grid(froms, tos, by_pair)
     legend = "".join(f'<li><span class="probe r-{e(k)}">{e(k)}</span>{e(v)}</li>' for k, v in PROBE_MEANINGS.items())
     detail = "".join(f'<tr><td>{e(p["from"])}</td><td>{e(p["to"])}</td><td class="probe r-{e(p["result"])}">{e(p["result"])}</td>'
                      f'<td>{int(p["ms"] or 0)}</td><td><code>{e(p["banner"])}</code></td><td>{e(p["error"] or "")}</td></tr>'
                      for p in peers)
     return (f'<section id="smtp"><h2>SMTP between servers</h2><p>Rows: the probing server; columns: the server probed. '
             f'Hover a cell for the banner; every probe is listed below.</p><ul class="legend">{legend}</ul>'
-            f'<div class="scroll"><table class="grid" id="smtp-grid"><thead><tr><th scope="col">from \\ to</th>{head}</tr></thead>'
-            f'<tbody>{"".join(rows)}</tbody></table></div>'
+            f'{grid}'
             f'<details id="probes"><summary>Every probe ({len(peers)})</summary><table><thead><tr><th>from</th><th>to</th>'
             f'<th>result</th><th>ms</th><th>banner</th><th>error</th></tr></thead><tbody>{detail}</tbody></table></details></section>')
+
+
+def _smtp_grid(froms: list[str], tos: list[str], by_pair: dict[tuple[str, str], list[dict]]) -> str:
+    head = "".join(f'<th scope="col" class="col">{e(t)}</th>' for t in tos)
+    rows = []
+    for f in froms:
+        tds = "".join('<td class="self">—</td>' if f == t and (f, t) not in by_pair else _probe_cell(by_pair.get((f, t), []))
+                      for t in tos)
+        rows.append(f'<tr><th scope="row">{e(f)}</th>{tds}</tr>')
+    return (f'<div class="scroll"><table class="grid" id="smtp-grid"><thead><tr><th scope="col">from \\ to</th>{head}</tr></thead>'
+            f'<tbody>{"".join(rows)}</tbody></table></div>')
 
 
 def _value(value) -> str:

@@ -1,0 +1,270 @@
+"""Which server probes which on port 25: the mail's own routes, a small sample, and enough probers per server.
+
+The full mesh (every server probes every other) costs N x (N - 1) probes and a
+request per host that grows with N. The mail plan keeps what the causes need:
+
+- each server probes the peers it exchanges mail with (its routes: its queues
+  and Exchange links, the hosts its Event 4006 names, its smart host, and what
+  the inventory says with mailflow_sends_to; and the servers whose routes lead
+  to it), learned from the previous audit's `routes` or from the inventory,
+  since the probes travel in the same command as the snapshot that would show
+  them;
+- plus a small deterministic sample of other peers, for coverage;
+- and every server is probed by at least `min_inbound` peers, so the inbound
+  causes (a silent banner, a blocked port, a stopped service) stay decidable.
+
+Every host probes at most `max_peers` peers whatever the fleet's size: routes
+past that bound are left out and said so (`dropped`), and the causes that need
+such a pair come out unknown. Pure and deterministic: the same fleet, routes
+and settings give the same plan on every controller and in every job slice.
+"""
+from __future__ import annotations
+
+import hashlib
+import random
+from typing import Any, Iterable
+
+MODES = ("auto", "mesh", "mail")
+DEFAULTS = {
+    "mode": "auto",
+    "min_inbound": 3,     # probers per server: one silent prober is noise, three make a pattern
+    "sample": 2,          # peers each server probes beyond its routes
+    "max_peers": 16,      # probes per host, whatever N: one request, well inside WinRM 2.0's envelope
+    "mesh_max_hosts": 30,  # auto: the mesh up to this many hosts (870 probes), the mail plan above
+}
+MESH = "mesh"
+SAMPLE = "sample"
+INBOUND = "inbound coverage"
+
+
+class PlanError(ValueError):
+    pass
+
+
+def settings(overrides: dict | None = None) -> dict:
+    """DEFAULTS with the inventory's overrides, checked."""
+    out = dict(DEFAULTS)
+    out.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    if out["mode"] not in MODES:
+        raise PlanError(f"mailflow_probe_plan must be one of {', '.join(MODES)}, not {out['mode']!r}")
+    for key in ("min_inbound", "sample", "max_peers", "mesh_max_hosts"):
+        if not isinstance(out[key], int) or isinstance(out[key], bool) or out[key] < 0:
+            raise PlanError(f"probe plan setting {key} must be a whole number >= 0, not {out[key]!r}")
+    if out["max_peers"] < 1:
+        raise PlanError("mailflow_probe_max_peers must be at least 1")
+    if out["min_inbound"] > out["max_peers"]:
+        raise PlanError(f"mailflow_probe_min_inbound ({out['min_inbound']}) cannot exceed mailflow_probe_max_peers "
+                        f"({out['max_peers']})")
+    return out
+
+
+def _rng(*parts: str) -> random.Random:
+    # Seeded from the names (not Python's salted hash()), so every controller and slice draws the same.
+    return random.Random(hashlib.sha256("\0".join(parts).encode("utf-8")).digest())
+
+
+def plan(sources: Iterable[str], targets: Iterable[str], routes: dict[str, dict[str, list[str]]] | None = None,
+         options: dict | None = None, slow: Iterable[str] | None = None) -> dict[str, Any]:
+    """The probe plan.
+
+    sources: the servers that probe (the managed ones); targets: every server that may be probed (managed and
+    unmanaged); routes: {sender: {receiver: [why]}} (routes_from_audit, routes_from_inventory, merge_routes);
+    options: settings() overrides; slow: servers whose probes waited out their timeout in an earlier audit
+    (slow_from_audit). Returns {"mode" (mesh or mail), "requested", "settings",
+    "pairs": {source: {target: [why]}}, "dropped": {source: {target: [why]}} (routes past max_peers),
+    "short": {target: probers} (servers below min_inbound: too few sources could take another)}.
+    """
+    opts = settings(options)
+    srcs = sorted(set(sources))
+    tgts = sorted(set(targets) | set(srcs))
+    mode = opts["mode"]
+    if mode == "auto":
+        mode = MESH if len(tgts) <= opts["mesh_max_hosts"] else "mail"
+    out: dict[str, Any] = {"mode": mode, "requested": opts["mode"], "settings": opts, "pairs": {}, "dropped": {}, "short": {},
+                           "slow": sorted(set(slow or ()) & (set(targets) | set(srcs)))}
+    if mode == MESH:
+        out["pairs"] = {s: {t: [MESH] for t in tgts if t != s} for s in srcs}
+        return out
+    known = set(tgts)
+    pairs: dict[str, dict[str, list[str]]] = {s: {} for s in srcs}
+    limit = opts["max_peers"]
+    # Mail between two servers goes both ways (replies, non-delivery reports, a connector's two ends), and a
+    # stall is often told by the other end's probe: so a route is probed from both its ends.
+    back: dict[str, dict[str, list[str]]] = {}
+    for sender, peers in sorted((routes or {}).items()):
+        for receiver, reasons in sorted((peers or {}).items()):
+            if sender in known and receiver != sender:
+                back.setdefault(receiver, {})[sender] = [f"route back: {sender} sends to it"
+                                                         + (f" ({reasons[0]})" if reasons else "")]
+    for s in srcs:
+        mine = {t: list(why) for t, why in ((routes or {}).get(s) or {}).items() if t in known and t != s}
+        for t, why_back in (back.get(s) or {}).items():
+            if t not in mine:
+                mine[t] = why_back
+        # Past the bound, the routes with the most evidence first (a stalled queue and its 4006s before a quiet
+        # link, a host's own routes before the routes back to it).
+        order = sorted(mine, key=lambda t: (mine[t][0].startswith("route back"), -len(mine[t]), t))
+        for t in order[:limit]:
+            pairs[s][t] = mine[t]
+        if order[limit:]:
+            out["dropped"][s] = {t: mine[t] for t in order[limit:]}
+    # A probe of a filtered or mute peer waits out its timeout (5 s), and a host's probes run together: the
+    # sample leaves such peers out, and their inbound coverage goes to hosts already waiting on one, so a few
+    # hosts wait once instead of many hosts each waiting (the snapshot task's wall time is mostly these waits).
+    slow_set = set(out["slow"])
+    room = min(opts["sample"], max(0, len(tgts) - 1))
+    for s in srcs:
+        rng = _rng("sample", s)
+        want = min(room, limit - len(pairs[s]))
+        tries = 0
+        while want > 0 and tries < 8 * room + 16:
+            t = tgts[rng.randrange(len(tgts))]
+            tries += 1
+            if t != s and t not in pairs[s] and t not in slow_set:
+                pairs[s][t] = [SAMPLE]
+                want -= 1
+    inbound: dict[str, int] = {t: 0 for t in tgts}
+    for s in srcs:
+        for t in pairs[s]:
+            inbound[t] += 1
+    waiting = {s for s in srcs if slow_set & set(pairs[s])}
+    for t in tgts:
+        need = opts["min_inbound"] - inbound[t]
+        if need <= 0:
+            continue
+        if t in slow_set:
+            for s in sorted(waiting, key=lambda c: (len(pairs[c]), c)):
+                if need <= 0:
+                    break
+                if s != t and t not in pairs[s] and len(pairs[s]) < limit:
+                    pairs[s][t] = [INBOUND]
+                    inbound[t] += 1
+                    need -= 1
+        # Probers drawn for this target, the less busy of two draws each time (so no host collects far more than
+        # its share), skipping those already probing it or full; a bounded number of draws keeps this O(N), then
+        # a scan makes sure a free prober is found when one exists.
+        rng, tries = _rng("inbound", t), 0
+        candidates = srcs
+        while need > 0 and len(candidates) > 1 and tries < 4 * opts["min_inbound"] + 16:
+            s = min((candidates[rng.randrange(len(candidates))] for _unused in range(2)), key=lambda c: len(pairs[c]))
+            tries += 1
+            if s != t and t not in pairs[s] and len(pairs[s]) < limit:
+                pairs[s][t] = [INBOUND]
+                inbound[t] += 1
+                need -= 1
+                if t in slow_set:
+                    waiting.add(s)
+        for s in sorted(candidates, key=lambda c: (len(pairs[c]), c)) if need > 0 else ():
+            if need <= 0:
+                break
+            if s != t and t not in pairs[s] and len(pairs[s]) < limit:
+                pairs[s][t] = [INBOUND]
+                inbound[t] += 1
+                need -= 1
+                if t in slow_set:
+                    waiting.add(s)
+        if need > 0:
+            out["short"][t] = inbound[t]
+    out["pairs"] = {s: dict(sorted(p.items())) for s, p in pairs.items()}
+    return out
+
+
+def merge_plans(plans: list[dict]) -> dict | None:
+    """One plan from the plans of several runs over parts of a fleet (AWX job slices collecting into one folder):
+    each source's pairs as its own run planned them. None for no plans."""
+    plans = [p for p in plans if isinstance(p, dict)]
+    if not plans:
+        return None
+    if len(plans) == 1:
+        return plans[0]
+    out = dict(plans[0], pairs={}, dropped={}, short={}, slow=[])
+    modes = sorted({str(p.get("mode")) for p in plans})
+    out["mode"] = modes[0] if len(modes) == 1 else "mail"  # slices that planned differently: no longer one mesh
+    for p in plans:
+        out["pairs"].update(p.get("pairs") or {})
+        out["dropped"].update(p.get("dropped") or {})
+        out["short"].update(p.get("short") or {})
+    out["slow"] = sorted({t for p in plans for t in p.get("slow") or []})
+    out["routes_source"] = " and ".join(sorted({str(p["routes_source"]) for p in plans if p.get("routes_source")})) or None
+    return out
+
+
+def peers_of(the_plan: dict, source: str) -> list[str]:
+    """The targets one host probes, in name order."""
+    return list((the_plan.get("pairs") or {}).get(source) or {})
+
+
+def probed_pairs(the_plan: dict) -> int:
+    return sum(len(p) for p in (the_plan.get("pairs") or {}).values())
+
+
+def why(the_plan: dict | None, source: str, target: str) -> list[str] | None:
+    """Why the plan has source probe target; None when it does not (or there is no plan)."""
+    if not the_plan:
+        return None
+    return ((the_plan.get("pairs") or {}).get(source) or {}).get(target)
+
+
+def not_planned(the_plan: dict | None, source: str, target: str) -> str:
+    """Why source did not probe target, in the words of a finding."""
+    if not the_plan:
+        return f"{source} did not probe {target}"
+    dropped = ((the_plan.get("dropped") or {}).get(source) or {}).get(target)
+    if dropped is not None:
+        return (f"{source} did not probe {target}: the route is past the probe plan's bound of "
+                f"{the_plan['settings']['max_peers']} peers per host (mailflow_probe_max_peers)")
+    if why(the_plan, source, target) is not None:
+        return f"{source} was to probe {target} but no probe came back"
+    return (f"{source} did not probe {target}: not in this run's {the_plan.get('mode')} probe plan (the routes it "
+            f"followed came from {the_plan.get('routes_source') or 'nowhere'}; the next audit follows this one's)")
+
+
+def merge_routes(*sources: dict[str, dict[str, list[str]]] | None) -> dict[str, dict[str, list[str]]]:
+    out: dict[str, dict[str, list[str]]] = {}
+    for routes in sources:
+        for s, peers in (routes or {}).items():
+            for t, reasons in (peers or {}).items():
+                have = out.setdefault(str(s), {}).setdefault(str(t), [])
+                have += [str(r) for r in reasons if str(r) not in have]
+    return out
+
+
+def routes_from_audit(doc: dict | None) -> dict[str, dict[str, list[str]]]:
+    """The routes an earlier audit learned (its `routes`: {sender: {receiver: [why]}})."""
+    routes = (doc or {}).get("routes") or {}
+    if not isinstance(routes, dict):
+        return {}
+    return {str(s): {str(t): [str(w) for w in why] for t, why in (peers or {}).items()} for s, peers in routes.items()
+            if isinstance(peers, dict)}
+
+
+SLOW_RESULTS = ("filtered", "no_banner")  # the connect or the greeting waited out the probe's timeout
+
+
+def slow_from_audit(doc: dict | None, slow_ms: int = 2000) -> list[str]:
+    """The servers an earlier audit's probes waited on: a filtered port, a mute banner, or an answer after slow_ms."""
+    return sorted({str(p.get("to")) for p in (doc or {}).get("peers") or []
+                   if isinstance(p, dict) and (p.get("result") in SLOW_RESULTS or int(p.get("ms") or 0) >= slow_ms)})
+
+
+def routes_from_inventory(hostvars: dict[str, dict], names: Iterable[str]) -> dict[str, dict[str, list[str]]]:
+    """Routes the inventory declares: mailflow_sends_to (a list of inventory names) and an inventory host named
+    by mailflow_smarthost_expected."""
+    names = list(names)
+    known = {n.lower(): n for n in names}
+    for n in names:
+        for alias in (hostvars.get(n) or {}).get("mailflow_fqdn"), (hostvars.get(n) or {}).get("ansible_host"):
+            if alias:
+                known.setdefault(str(alias).lower(), n)
+    out: dict[str, dict[str, list[str]]] = {}
+    for n in names:
+        hv = hostvars.get(n) or {}
+        for peer in hv.get("mailflow_sends_to") or []:
+            t = known.get(str(peer).lower())
+            if t and t != n:
+                out.setdefault(n, {}).setdefault(t, []).append("inventory mailflow_sends_to")
+        for entry in str(hv.get("mailflow_smarthost_expected") or "").split(";"):
+            t = known.get(entry.strip().strip("[]").lower())
+            if t and t != n:
+                out.setdefault(n, {}).setdefault(t, []).append("inventory mailflow_smarthost_expected")
+    return out
