@@ -128,6 +128,17 @@ def plan(sources: Iterable[str], targets: Iterable[str], routes: dict[str, dict[
         for t in pairs[s]:
             inbound[t] += 1
     waiting = {s for s in srcs if slow_set & set(pairs[s])}
+
+    def add_prober(s, t) -> bool:
+        """s probes t for coverage, when it can (not itself, not already, not full)."""
+        if s == t or t in pairs[s] or len(pairs[s]) >= limit:
+            return False
+        pairs[s][t] = [INBOUND]
+        inbound[t] += 1
+        if t in slow_set:
+            waiting.add(s)
+        return True
+
     for t in tgts:
         need = opts["min_inbound"] - inbound[t]
         if need <= 0:
@@ -136,10 +147,7 @@ def plan(sources: Iterable[str], targets: Iterable[str], routes: dict[str, dict[
             for s in sorted(waiting, key=lambda c: (len(pairs[c]), c)):
                 if need <= 0:
                     break
-                if s != t and t not in pairs[s] and len(pairs[s]) < limit:
-                    pairs[s][t] = [INBOUND]
-                    inbound[t] += 1
-                    need -= 1
+                need -= add_prober(s, t)
         # Probers drawn for this target, the less busy of two draws each time (so no host collects far more than
         # its share), skipping those already probing it or full; a bounded number of draws keeps this O(N), then
         # a scan makes sure a free prober is found when one exists.
@@ -148,21 +156,11 @@ def plan(sources: Iterable[str], targets: Iterable[str], routes: dict[str, dict[
         while need > 0 and len(candidates) > 1 and tries < 4 * opts["min_inbound"] + 16:
             s = min((candidates[rng.randrange(len(candidates))] for _unused in range(2)), key=lambda c: len(pairs[c]))
             tries += 1
-            if s != t and t not in pairs[s] and len(pairs[s]) < limit:
-                pairs[s][t] = [INBOUND]
-                inbound[t] += 1
-                need -= 1
-                if t in slow_set:
-                    waiting.add(s)
+            need -= add_prober(s, t)
         for s in sorted(candidates, key=lambda c: (len(pairs[c]), c)) if need > 0 else ():
             if need <= 0:
                 break
-            if s != t and t not in pairs[s] and len(pairs[s]) < limit:
-                pairs[s][t] = [INBOUND]
-                inbound[t] += 1
-                need -= 1
-                if t in slow_set:
-                    waiting.add(s)
+            need -= add_prober(s, t)
         if need > 0:
             out["short"][t] = inbound[t]
     out["pairs"] = {s: dict(sorted(p.items())) for s, p in pairs.items()}
