@@ -3,12 +3,15 @@
 """Watch one host's stuck mail leave after a change (see plugins/modules/drain_watch.py)."""
 from __future__ import annotations
 
+import json
+import os
 import time
 
 from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
 
 from ansible_collections.mailflow.exchange.plugins.module_utils import drain, knowledge
+from ansible_collections.mailflow.exchange.plugins.module_utils.hostview import HostView
 from ansible_collections.mailflow.exchange.plugins.plugin_utils.host_session import HostLost, HostSession
 
 
@@ -24,6 +27,7 @@ class ActionModule(ActionBase):
             wait=dict(type="int", default=180),
             poll=dict(type="int", default=30),
             knowledge=dict(type="dict", default={}),
+            before=dict(type="path"),
         ))
         host = task_vars.get("inventory_hostname", "")
         if args["wait"] < 0 or args["poll"] < 1:
@@ -36,7 +40,10 @@ class ActionModule(ActionBase):
         hostvars = task_vars.get("hostvars", {})
         t0 = time.monotonic()
         try:
-            first = last = session.read(facts, drain.READS).view
+            last = session.read(facts, drain.READS).view
+            # What was stuck before the change (the pre-flight snapshot), else at the watch's start: mail that left
+            # between the fix and the watch has drained too, and must be counted so.
+            first = _before(args["before"]) or last
             # One read per poll, until every link stuck at the start has emptied or the wait is over.
             while drain.stuck(first) and not drain.drained(first, last) and time.monotonic() - t0 < args["wait"]:
                 time.sleep(min(args["poll"], max(0.0, args["wait"] - (time.monotonic() - t0))))
@@ -46,6 +53,18 @@ class ActionModule(ActionBase):
             return result
         result.update(changed=False, **drain.report(host, first, last, time.monotonic() - t0, _resolver(hostvars)))
         return result
+
+
+def _before(path):
+    """The host's pre-change snapshot as a view, or None when there is none to read."""
+    if not path or not os.path.isfile(path):
+        return None
+    try:
+        with open(path, encoding="utf-8") as fh:
+            snap = json.load(fh)
+    except (OSError, ValueError):
+        return None
+    return HostView(snap) if (snap.get("items") or {}).get("smtp_links") is not None else None
 
 
 def _resolver(hostvars):

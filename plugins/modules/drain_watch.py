@@ -26,6 +26,12 @@ options:
     description: Overrides merged over the knowledge file (where the links and queue folders are read).
     type: dict
     default: {}
+  before:
+    description:
+      - The host's snapshot from before the change (the pre-flight audit's). The links stuck in it count as stuck at the
+        start, so mail that left between the change and the watch is reported as drained. Without it (or when it
+        cannot be read), the watch's own first read is the start.
+    type: path
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
 attributes:
