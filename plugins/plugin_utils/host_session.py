@@ -60,7 +60,7 @@ class HostSession:
             res = exc.response
             # A cut-short answer (operations that never answered) is a lost host too: the rest may have run.
             if exc.silent or (res is not None and (res.get("rc") not in (0, None) or not res.get("stdout"))):
-                raise HostLost(f"{exc} (rc={res.get('rc')})") from exc
+                raise HostLost(f"{exc} (rc={(res or {}).get('rc')})") from exc
             raise AnsibleActionFail(f"{self.host}: {exc}" + (f" (rc={res.get('rc')})" if res is not None else "")) from exc
 
     def read(self, facts: dict, items: Sequence[str], before: Sequence[Op] = ()) -> Reading:
