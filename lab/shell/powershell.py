@@ -41,7 +41,7 @@ from lab.wsman.shells import Logon
 # sha256 of the exact script texts this module emulates (the dispatcher as_received: `python -m lab pin`).
 EMULATED = {
     "bootstrap": "048c31642cecdb4f0040a07b4186a5ed7b81679d31deda08a2b108123982d09d",
-    "dispatcher": "863c72f149b5ebe64dad1334da605fe6fbdfaf6466e7fd3283aa67782399607b",
+    "dispatcher": "a3240521bc395fd67edbfa9da811fc708cbc3e8538091e69f871b086b09e105e",
 }
 
 

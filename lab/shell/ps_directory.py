@@ -70,7 +70,23 @@ class DirectoryOps:
         found = next((v for k, v in values.items() if k.lower() == attr.lower()), None)
         return None if found is None else [str(v) for v in found]
 
+    def _ldap_computer(self) -> str:
+        """$env:COMPUTERNAME escaped for an LDAP filter, as the dispatcher's LdapComputer does (RFC 4515)."""
+        name = str(self.host.os.get("computer_name") or self.host.name).upper()
+        for char, escaped in (("\\", "\\5c"), ("*", "\\2a"), ("(", "\\28"), (")", "\\29")):
+            name = name.replace(char, escaped)
+        return name
+
     def op_adsi_search(self, index: int, base: str, ldap_filter: str, attrs: tuple) -> None:
+        ldap_filter = ldap_filter.replace("{computer}", self._ldap_computer())
+        if base == "{computer-server}":
+            # The dispatcher's first search: this computer's Exchange server object under the configuration NC.
+            own = parse_ldap(f"(&(objectClass=msExchExchangeServer)(cn={self._ldap_computer()}))")
+            config = self._config_nc()
+            self._bind("FindAll", 0)
+            base = next((dn for dn, values in self.fleet.ad.search(config) if own(values)), None)
+            if base is None:
+                return
         base = base or self._config_nc()
         pred = parse_ldap(ldap_filter)
         self._bind("FindAll", 0)

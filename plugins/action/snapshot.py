@@ -14,6 +14,10 @@ from ansible.plugins.action import ActionBase
 from ansible_collections.mailflow.exchange.plugins.module_utils import knowledge, psrunner, snapshot
 from ansible_collections.mailflow.exchange.plugins.plugin_utils import runner_context
 
+# Ansible's main process imports this plugin before it forks one worker per host: the knowledge file parsed here
+# is parsed once for the run, not once per host (issue 16's profile: the parse was a third of the action's CPU).
+knowledge.warm()
+
 
 class ActionModule(ActionBase):
     TRANSFERS_FILES = False
@@ -29,6 +33,7 @@ class ActionModule(ActionBase):
             knowledge=dict(type="dict", default={}),
             dest=dict(type="path"),
             probe_only=dict(type="bool", default=False),
+            org_reads=dict(type="bool"),
         ))
         # Delegated (fresh probes of a changed host, run from each peer), the snapshot is the delegate's.
         host = self._task.delegate_to or task_vars.get("inventory_hostname", "")
@@ -45,7 +50,8 @@ class ActionModule(ActionBase):
                 facts = dict(facts, collect={})
             peers = [self._peer(p, task_vars) for p in args["peers"]]
             peers = [p for p in peers if p["name"] != host]  # a host does not probe itself
-            plan = snapshot.build_plan(facts, peers, helo=helo, domain=domain)
+            plan = snapshot.build_plan(facts, peers, helo=helo, domain=domain,
+                                       org_reads=self._org_reader(host, args["org_reads"], task_vars))
         except (knowledge.KnowledgeError, snapshot.PlanError, ValueError, KeyError) as exc:
             raise AnsibleActionFail(f"{host}: cannot build the snapshot request: {exc}")
         ctx, limits = runner_context.context(self, task_vars), runner_context.limits(self, task_vars)
@@ -82,6 +88,22 @@ class ActionModule(ActionBase):
             result["snapshot"] = snap
         return result
 
+    def _org_reader(self, host, asked, task_vars) -> bool:
+        """Whether this host also reads what is the same from every host (knowledge items with scope: org): the
+        first mailflow_ad_org_readers (3) hosts of the play by name do, so each run (and each job slice) has a few
+        and the fleet's snapshots do not each carry the whole organisation."""
+        if asked is not None:
+            return asked
+        raw = runner_context._var(self, task_vars, "mailflow_ad_org_readers", 3)
+        try:
+            readers = int(raw)
+            if isinstance(raw, bool) or readers < 1:
+                raise ValueError
+        except (TypeError, ValueError):
+            raise AnsibleActionFail(f"{host}: mailflow_ad_org_readers must be a whole number of at least 1, got {raw!r}") from None
+        play = sorted(task_vars.get("ansible_play_hosts_all") or [host])
+        return host in play[:readers] or host not in play
+
     @staticmethod
     def _peer(peer, task_vars):
         if isinstance(peer, str):
@@ -98,6 +120,8 @@ class ActionModule(ActionBase):
         # Written on the controller: snapshots are what offline audits read.
         os.makedirs(os.path.dirname(os.path.abspath(dest)) or ".", exist_ok=True)
         tmp = dest + ".tmp"
+        # One line, no indent: json's C encoder writes that in a tenth of the time of the indented form, which
+        # json.dump() writes in pure Python (`python -m json.tool` shows it indented).
         with open(tmp, "w", encoding="utf-8") as fh:
-            json.dump(snap, fh, indent=1, sort_keys=True)
+            fh.write(json.dumps(snap, sort_keys=True, separators=(",", ":")))
         os.replace(tmp, dest)

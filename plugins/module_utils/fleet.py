@@ -205,17 +205,27 @@ class Fleet:
     def _org_servers(self) -> dict[str, dict]:
         """{COMPUTER: {"version", "build", "service_pack"}} from the Exchange server objects in AD.
 
-        Every Exchange snapshot reads the same configuration naming context; the
-        newest snapshot that has it answers for the organisation.
+        A few snapshots per run read the whole organisation's list (ad_org_exchange_servers; older snapshots read
+        it into ad_exchange_servers on every host): the newest such list answers for the organisation. Every
+        Exchange snapshot adds its own server object (ad_exchange_servers), so the servers that were read stay
+        known when no list was.
         """
-        snaps = sorted((e.snapshot for e in self if e.snapshot and (e.snapshot.get("items") or {}).get("ad_exchange_servers")),
-                       key=lambda s: s.get("collected_at") or "", reverse=True)
+        def newest(item):
+            return sorted((e.snapshot for e in self if e.snapshot and (e.snapshot.get("items") or {}).get(item)),
+                          key=lambda s: s.get("collected_at") or "", reverse=True)
+
         out: dict[str, dict] = {}
-        for snap in snaps[:1]:
-            for entry in snap["items"]["ad_exchange_servers"]:
+        lists = 0
+        for snap, item in [(s, "ad_org_exchange_servers") for s in newest("ad_org_exchange_servers")[:1]] \
+                + [(s, "ad_exchange_servers") for s in newest("ad_exchange_servers")]:
+            if len(snap["items"][item]) > 1:  # a whole list (an older snapshot's): the newest answers, once
+                lists += 1
+                if lists > 1:
+                    continue
+            for entry in snap["items"][item]:
                 cn = str((entry["attrs"].get("cn") or [""])[0]).upper()
                 found = exchange_from_serial(entry["attrs"], f"AD serialNumber (read by {snap['host']})")
-                if cn and found:
+                if cn and found and cn not in out:
                     out[cn] = found
         return out
 

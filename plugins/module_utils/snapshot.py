@@ -82,8 +82,11 @@ def is_address(name: str | None) -> bool:
 
 
 def build_plan(knowledge: dict, peers: list[dict], helo: str, domain: str, now: datetime | None = None,
-               run_id: str | None = None) -> list[tuple[str, Op]]:
+               run_id: str | None = None, org_reads: bool = True) -> list[tuple[str, Op]]:
     """[(item id, Op)]: every knowledge item, then one SMTP probe per peer.
+
+    org_reads: also the items with `scope: org` (what is the same from every host, such as the org's list of
+    Exchange servers in AD): a few hosts per run read them, not all (snapshot action, mailflow_ad_org_readers).
 
     peers: [{"name": inventory name, "target": fqdn or [ip]}]; helo: this host's FQDN; domain: its DNS domain.
     An empty helo or domain is left to the host, which fills in its own (an inventory that names hosts by
@@ -99,6 +102,8 @@ def build_plan(knowledge: dict, peers: list[dict], helo: str, domain: str, now: 
     now = now or datetime.now(timezone.utc)
     plan: list[tuple[str, Op]] = []
     for item_id, item in knowledge["collect"].items():
+        if item.get("scope") == "org" and not org_reads:
+            continue
         days = int(item.get("days", 7))
         since = (now - timedelta(days=days)).strftime("%Y-%m-%dT%H:%M:%SZ")
         plan.append((item_id, _op_for(item_id, item, since)))

@@ -192,6 +192,26 @@ def test_a_domain_controller_reads_ad_without_the_second_hop(lab_factory):
     assert search.error is None and search.of_kind("entry")
 
 
+def test_a_host_reads_its_own_server_from_ad_not_the_whole_organisation(lab_factory):
+    data = _ad_scenario()
+    data["hosts"]["EXB"] = {"base": ["exchange2003_sp2"], "address": "127.0.30.3"}
+    lab = lab_factory(data)
+    host = lab.fleet.host("EXA")
+    good = psrunner.Context(host.username, host.password)
+    own, org, vs, relay_vs = run_ops(lab, "EXA", [
+        Op("adsi_search", ("", "(&(objectClass=msExchExchangeServer)(cn={computer}))", ("cn",))),
+        Op("adsi_search", ("", "(objectClass=msExchExchangeServer)", ("cn",))),
+        Op("adsi_search", ("{computer-server}", "(objectClass=protocolCfgSMTPServer)", ("cn",))),
+    ], context=good) + run_ops(lab, "RELAY", [
+        Op("adsi_search", ("{computer-server}", "(objectClass=protocolCfgSMTPServer)", ("cn",)))], context=good)
+    assert [e["attrs"]["cn"] for e in snapshot._decode(own)] == [["EXA"]]
+    assert sorted(e["attrs"]["cn"][0] for e in snapshot._decode(org)) == ["EXA", "EXB"]
+    # Under EXA's own server object: its virtual server, not EXB's.
+    assert [e["dn"].split(",")[3] for e in snapshot._decode(vs)] == ["CN=EXA"]
+    # A computer AD has no Exchange server object for reads nothing under it, and that is no error.
+    assert relay_vs.error is None and relay_vs.done and snapshot._decode(relay_vs) == []
+
+
 def test_wmi_eventlog_features_connections(lab):
     os_, links, feats, events, conns, nons = run_ops(lab, "EXA", [
         Op("wmi_query", (r"root\cimv2", "SELECT * FROM Win32_OperatingSystem", ("Version", "CSDVersion"))),

@@ -195,9 +195,31 @@ function AttrValues($props, [string]$name) {
     $vals = @(); foreach ($v in $props[$k]) { $vals += [string]$v }
     return ,$vals
 }
+function LdapComputer() {
+    # This computer's NetBIOS name (what Exchange names its server object after), escaped for an LDAP
+    # filter (RFC 4515: backslash first, then * ( )). .NET's replacement strings treat backslash literally.
+    return ($env:COMPUTERNAME -replace '\\', '\5c' -replace '\*', '\2a' -replace '\(', '\28' -replace '\)', '\29')
+}
 function Op-AdsiSearch([int]$op, $a) {
     $attrs = DecList $a[2]
-    $s = New-Object -TypeName DirectoryServices.DirectorySearcher -ArgumentList (AdEntry (AdsPath (Dec $a[0]))), (Dec $a[1])
+    # {computer} in the filter is this computer's name; the base {computer-server} is its Exchange server
+    # object, so a host reads its own part of the organisation, not every server's (issue 16: that grew as N^2).
+    $filter = (Dec $a[1]).Replace('{computer}', (LdapComputer))
+    $base = Dec $a[0]
+    if ($base -eq '{computer-server}') {
+        $own = New-Object -TypeName DirectoryServices.DirectorySearcher -ArgumentList (AdEntry (AdsPath '')), ('(&(objectClass=msExchExchangeServer)(cn=' + (LdapComputer) + '))')
+        [void]$own.PropertiesToLoad.Add('distinguishedName')
+        $own.SizeLimit = 1
+        $base = $null
+        # Disposed, as every search here: a SearchResultCollection's unmanaged memory is not freed by the GC
+        # (DirectorySearcher.FindAll, Remarks).
+        $hits = $own.FindAll()
+        try {
+            foreach ($r in $hits) { $dn = AttrValues $r.Properties 'distinguishedName'; if ($null -ne $dn) { $base = $dn[0] } }
+        } finally { $hits.Dispose() }
+        if ($null -eq $base) { return }  # AD has no Exchange server object for this computer: nothing under it
+    }
+    $s = New-Object -TypeName DirectoryServices.DirectorySearcher -ArgumentList (AdEntry (AdsPath $base)), $filter
     # Only ADsPath comes back unasked; distinguishedName must be asked for like any other attribute.
     [void]$s.PropertiesToLoad.Add('distinguishedName')
     foreach ($x in $attrs) { [void]$s.PropertiesToLoad.Add($x) }
