@@ -6,7 +6,9 @@ For each fleet size it starts one lab (a generated fleet relocated to 127.<block
 
 - the floor: bench/floor.yml, one `raw: echo ok` per server (what ansible itself needs for one command per host);
 - the naive baseline: bench/naive_audit.yml, one `raw` per check (30 commands per host), what an admin writes
-  when ansible.windows cannot run on PowerShell 2.0; it decides nothing;
+  when ansible.windows cannot run on PowerShell 2.0; it decides nothing. Twice: as written there (one task looping
+  over the 30 commands, so ansible forks one worker and opens one connection per host), and as issue 16 measured it,
+  one task per check (30 workers and connections per host; the playbook is written from the same list);
 - the audit without a single probe (mailflow_probe_plan=mail, no sample, no inbound coverage, no earlier
   routes): the controller's own cost beside the floor;
 - the audit, twice: playbooks/audit.yml --check with the default probe plan. The first run of a fleet knows no
@@ -45,6 +47,21 @@ def play(inv_path: str, playbook: str, env: dict, *extra: str) -> tuple[float, i
     return time.monotonic() - t0, proc.returncode, proc.stdout[-2000:] + proc.stderr[-1000:]
 
 
+def naive_tasks_playbook(work: str) -> str:
+    """bench/naive_audit.yml's checks as one task each (what an admin who names each check writes)."""
+    with open(os.path.join(ROOT, "bench", "naive_audit.yml"), encoding="utf-8") as fh:
+        (source,) = yaml.safe_load(fh)
+    checks = source["vars"]["naive_checks"]
+    play = {"name": "Read what the causes need, one task per check", "hosts": "mailflow_servers", "gather_facts": False,
+            "tasks": [{"name": f"Check {i + 1}: {c[:60]}", "ansible.builtin.raw": f"type nul 2>nul & {c}",
+                       "register": f"naive_check_{i + 1}", "changed_when": False, "failed_when": False}
+                      for i, c in enumerate(checks)]}
+    path = os.path.join(work, "naive_tasks.yml")
+    with open(path, "w", encoding="utf-8") as fh:
+        yaml.safe_dump([play], fh, sort_keys=False)
+    return path
+
+
 def commands_per_host(lab) -> dict:
     cmds = [c["winrm_commands"] for c in lab.metrics.snapshot().values() if c["winrm_commands"]]
     return {"min": min(cmds, default=0), "max": max(cmds, default=0)}
@@ -76,6 +93,7 @@ def one_size(hosts: int, args, work: str) -> dict:
         runs = [("floor", os.path.join(ROOT, "bench", "floor.yml"), ())]
         if not args.skip_naive_above or hosts <= args.skip_naive_above:
             runs.append(("naive", os.path.join(ROOT, "bench", "naive_audit.yml"), ()))
+            runs.append(("naive_tasks", naive_tasks_playbook(work), ()))
         state = os.path.join(work, "state")
         audit = (os.path.join(ROOT, "playbooks", "audit.yml"), ("--check", "-e", f"mailflow_state_dir={state}"))
         # Without a single probe (no routes, no sample, no coverage): the controller's own cost, for the floor.
@@ -108,6 +126,7 @@ def one_size(hosts: int, args, work: str) -> dict:
     out["noprobe_over_floor"] = round(out["audit_noprobe_s"] / out["floor_s"], 2)
     if "naive_s" in out:
         out["naive_over_audit"] = round(out["naive_s"] / out["audit_s"], 2)
+        out["naive_tasks_over_audit"] = round(out["naive_tasks_s"] / out["audit_s"], 2)
     return out
 
 
@@ -126,14 +145,15 @@ def main() -> int:
         row = one_size(hosts, args, work)
         print(json.dumps(row), flush=True)
         rows.append(row)
-    print(f"\n{'hosts':>5} {'floor s':>8} {'naive s':>8} {'no-probe s':>10} {'audit s':>8} {'1st audit s':>11} "
-          f"{'mesh s':>7} {'probes':>7} {'per host':>8} {'no-probe/floor':>14} {'audit/floor':>11} {'naive/audit':>11} "
-          f"{'same as mesh':>12}")
+    print(f"\n{'hosts':>5} {'floor s':>8} {'naive s':>8} {'naive tasks s':>13} {'no-probe s':>10} {'audit s':>8} "
+          f"{'1st audit s':>11} {'mesh s':>7} {'probes':>7} {'per host':>8} {'no-probe/floor':>14} {'audit/floor':>11} "
+          f"{'naive/audit':>11} {'tasks/audit':>11} {'same as mesh':>12}")
     for r in rows:
-        print(f"{r['hosts']:>5} {r['floor_s']:>8} {r.get('naive_s', '-'):>8} {r['audit_noprobe_s']:>10} {r['audit_s']:>8} "
-              f"{r['audit_first_s']:>11} {r.get('audit_mesh_s', '-'):>7} {r['audit_probes']:>7} "
-              f"{r['audit_probes_per_host_max']:>8} {r['noprobe_over_floor']:>14} {r['audit_over_floor']:>11} "
-              f"{r.get('naive_over_audit', '-'):>11} {str(r.get('verdicts_same_as_mesh', '-')):>12}")
+        print(f"{r['hosts']:>5} {r['floor_s']:>8} {r.get('naive_s', '-'):>8} {r.get('naive_tasks_s', '-'):>13} "
+              f"{r['audit_noprobe_s']:>10} {r['audit_s']:>8} {r['audit_first_s']:>11} {r.get('audit_mesh_s', '-'):>7} "
+              f"{r['audit_probes']:>7} {r['audit_probes_per_host_max']:>8} {r['noprobe_over_floor']:>14} "
+              f"{r['audit_over_floor']:>11} {r.get('naive_over_audit', '-'):>11} {r.get('naive_tasks_over_audit', '-'):>11} "
+              f"{str(r.get('verdicts_same_as_mesh', '-')):>12}")
     return 0
 
 
