@@ -10,6 +10,7 @@ from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
 
 from ansible_collections.mailflow.exchange.plugins.module_utils import probe_plan
+from ansible_collections.mailflow.exchange.plugins.module_utils.reports.common import atomic_write
 
 
 class ActionModule(ActionBase):
@@ -50,10 +51,7 @@ class ActionModule(ActionBase):
             if fixed:
                 plan["pairs"][n] = {str(p): ["inventory mailflow_probe_peers"] for p in fixed if str(p) != n}
         if args["dest"]:
-            os.makedirs(os.path.dirname(os.path.abspath(args["dest"])) or ".", exist_ok=True)
-            with open(args["dest"] + ".tmp", "w", encoding="utf-8") as fh:
-                json.dump(plan, fh, indent=1, sort_keys=True)
-            os.replace(args["dest"] + ".tmp", args["dest"])
+            write_plan(args["dest"], plan)
         per_host = [len(p) for p in plan["pairs"].values()]
         result.update(changed=False, mode=plan["mode"], routes_source=plan["routes_source"],
                       probes=probe_plan.probed_pairs(plan), max_per_host=max(per_host, default=0), short=plan["short"],
@@ -71,3 +69,9 @@ class ActionModule(ActionBase):
         except (OSError, ValueError):
             return None, None  # an unreadable earlier report only costs the routes: the plan says it found none
         return doc, f"the audit of {doc.get('generated') or path}"
+
+
+def write_plan(path, plan):
+    """The plan as JSON at path, whole or not at all: the audit (and every slice's) reads it beside the snapshots.
+    Serialized before anything is written, so a plan that cannot be leaves the earlier file as it was."""
+    return atomic_write(path, json.dumps(plan, indent=1, sort_keys=True) + "\n")
