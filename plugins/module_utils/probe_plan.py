@@ -35,6 +35,7 @@ DEFAULTS = {
 MESH = "mesh"
 SAMPLE = "sample"
 INBOUND = "inbound coverage"
+FIXED = "inventory mailflow_probe_peers"
 
 
 class PlanError(ValueError):
@@ -64,13 +65,16 @@ def _rng(*parts: str) -> random.Random:
 
 
 def plan(sources: Iterable[str], targets: Iterable[str], routes: dict[str, dict[str, list[str]]] | None = None,
-         options: dict | None = None, slow: Iterable[str] | None = None) -> dict[str, Any]:
+         options: dict | None = None, slow: Iterable[str] | None = None,
+         fixed: dict[str, list[str]] | None = None) -> dict[str, Any]:
     """The probe plan.
 
     sources: the servers that probe (the managed ones); targets: every server that may be probed (managed and
     unmanaged); routes: {sender: {receiver: [why]}} (routes_from_audit, routes_from_inventory, merge_routes);
     options: settings() overrides; slow: servers whose probes waited out their timeout in an earlier audit
-    (slow_from_audit). Returns {"mode" (mesh or mail), "requested", "settings",
+    (slow_from_audit); fixed: {source: [targets]} the inventory names for a host (mailflow_probe_peers): that host
+    probes exactly those, whatever the mode, routes and bounds say, and is never drawn as a prober, while the
+    other servers' coverage counts its probes. Returns {"mode" (mesh or mail), "requested", "settings",
     "pairs": {source: {target: [why]}}, "dropped": {source: {target: [why]}} (routes past max_peers),
     "short": {target: probers} (servers below min_inbound: too few sources could take another)}.
     """
@@ -82,11 +86,15 @@ def plan(sources: Iterable[str], targets: Iterable[str], routes: dict[str, dict[
         mode = MESH if len(tgts) <= opts["mesh_max_hosts"] else "mail"
     out: dict[str, Any] = {"mode": mode, "requested": opts["mode"], "settings": opts, "pairs": {}, "dropped": {}, "short": {},
                            "slow": sorted(set(slow or ()) & (set(targets) | set(srcs)))}
+    # The inventory's choice for a host stands as it is: the plan only counts it and plans around it.
+    pinned = {s: {str(t): [FIXED] for t in (fixed or {})[s] if str(t) != s} for s in srcs if (fixed or {}).get(s)}
     if mode == MESH:
-        out["pairs"] = {s: {t: [MESH] for t in tgts if t != s} for s in srcs}
+        out["pairs"] = {s: pinned[s] if s in pinned else {t: [MESH] for t in tgts if t != s} for s in srcs}
+        out["short"] = _short(out["pairs"], tgts, opts["min_inbound"])
         return out
     known = set(tgts)
-    pairs: dict[str, dict[str, list[str]]] = {s: {} for s in srcs}
+    pairs: dict[str, dict[str, list[str]]] = {s: dict(pinned.get(s) or {}) for s in srcs}
+    free = [s for s in srcs if s not in pinned]  # the sources the plan may give routes, a sample and coverage
     limit = opts["max_peers"]
     # Mail between two servers goes both ways (replies, non-delivery reports, a connector's two ends), and a
     # stall is often told by the other end's probe: so a route is probed from both its ends.
@@ -96,7 +104,7 @@ def plan(sources: Iterable[str], targets: Iterable[str], routes: dict[str, dict[
             if sender in known and receiver != sender:
                 back.setdefault(receiver, {})[sender] = [f"route back: {sender} sends to it"
                                                          + (f" ({reasons[0]})" if reasons else "")]
-    for s in srcs:
+    for s in free:
         mine = {t: list(why) for t, why in ((routes or {}).get(s) or {}).items() if t in known and t != s}
         for t, why_back in (back.get(s) or {}).items():
             if t not in mine:
@@ -113,7 +121,7 @@ def plan(sources: Iterable[str], targets: Iterable[str], routes: dict[str, dict[
     # hosts wait once instead of many hosts each waiting (the snapshot task's wall time is mostly these waits).
     slow_set = set(out["slow"])
     room = min(opts["sample"], max(0, len(tgts) - 1))
-    for s in srcs:
+    for s in free:
         rng = _rng("sample", s)
         want = min(room, limit - len(pairs[s]))
         tries = 0
@@ -126,8 +134,9 @@ def plan(sources: Iterable[str], targets: Iterable[str], routes: dict[str, dict[
     inbound: dict[str, int] = {t: 0 for t in tgts}
     for s in srcs:
         for t in pairs[s]:
-            inbound[t] += 1
-    waiting = {s for s in srcs if slow_set & set(pairs[s])}
+            if t in inbound:  # a pinned peer outside the fleet (an FQDN or address) covers no server
+                inbound[t] += 1
+    waiting = {s for s in free if slow_set & set(pairs[s])}
 
     def add_prober(s, t) -> bool:
         """s probes t for coverage, when it can (not itself, not already, not full)."""
@@ -152,7 +161,7 @@ def plan(sources: Iterable[str], targets: Iterable[str], routes: dict[str, dict[
         # its share), skipping those already probing it or full; a bounded number of draws keeps this O(N), then
         # a scan makes sure a free prober is found when one exists.
         rng, tries = _rng("inbound", t), 0
-        candidates = srcs
+        candidates = free
         while need > 0 and len(candidates) > 1 and tries < 4 * opts["min_inbound"] + 16:
             s = min((candidates[rng.randrange(len(candidates))] for _unused in range(2)), key=lambda c: len(pairs[c]))
             tries += 1
@@ -165,6 +174,16 @@ def plan(sources: Iterable[str], targets: Iterable[str], routes: dict[str, dict[
             out["short"][t] = inbound[t]
     out["pairs"] = {s: dict(sorted(p.items())) for s, p in pairs.items()}
     return out
+
+
+def _short(pairs: dict[str, dict[str, list[str]]], targets: list[str], min_inbound: int) -> dict[str, int]:
+    """{target: probers} for the targets fewer than min_inbound sources probe."""
+    inbound = {t: 0 for t in targets}
+    for peers in pairs.values():
+        for t in peers:
+            if t in inbound:
+                inbound[t] += 1
+    return {t: n for t, n in inbound.items() if n < min_inbound}
 
 
 def merge_plans(plans: list[dict]) -> dict | None:
