@@ -33,18 +33,12 @@ class ActionModule(ActionBase):
             dest=dict(type="path"),
         ))
         hostvars = task_vars.get("hostvars", {})
-        names = list(dict.fromkeys(args["servers"] + args["unmanaged"]))
-        wanted = ("mailflow_sends_to", "mailflow_smarthost_expected", "mailflow_fqdn", "ansible_host", "mailflow_probe_peers")
-        declared = {n: {k: hostvars[n].get(k) for k in wanted} for n in names if n in hostvars}
         earlier, source = self._earlier_audit(args["routes_from"])
-        routes = probe_plan.merge_routes(probe_plan.routes_from_audit(earlier), probe_plan.routes_from_inventory(declared, names))
         try:
-            plan = probe_plan.plan(args["servers"], names, routes, {k: args[k] for k in probe_plan.DEFAULTS},
-                                   slow=probe_plan.slow_from_audit(earlier), fixed=fixed_peers(declared, args["servers"]))
+            plan = probe_plan.for_inventory(args["servers"], args["unmanaged"], hostvars,
+                                            {k: args[k] for k in probe_plan.DEFAULTS}, earlier, source)
         except probe_plan.PlanError as exc:
             raise AnsibleActionFail(str(exc))
-        plan["routes_source"] = " and ".join(s for s in (source, "the inventory" if any(
-            (d.get("mailflow_sends_to") or d.get("mailflow_smarthost_expected")) for d in declared.values()) else None) if s) or None
         if args["dest"]:
             write_plan(args["dest"], plan)
         per_host = [len(p) for p in plan["pairs"].values()]
@@ -63,19 +57,9 @@ class ActionModule(ActionBase):
                 doc = json.load(fh)
         except (OSError, ValueError):
             return None, None  # an unreadable earlier report only costs the routes: the plan says it found none
+        if not isinstance(doc, dict):
+            return None, None
         return doc, f"the audit of {doc.get('generated') or path}"
-
-
-def fixed_peers(declared, servers):
-    """{server: [peer names]} of the servers whose inventory names their peers (mailflow_probe_peers: names, or
-    {name, target} as the snapshot action takes them), for probe_plan.plan to count."""
-    out = {}
-    for n in servers:
-        peers = (declared.get(n) or {}).get("mailflow_probe_peers") or []
-        names = [str(p.get("name")) if isinstance(p, dict) else str(p) for p in peers]
-        if names:
-            out[n] = names
-    return out
 
 
 def write_plan(path, plan):

@@ -186,6 +186,36 @@ def _short(pairs: dict[str, dict[str, list[str]]], targets: list[str], min_inbou
     return {t: n for t, n in inbound.items() if n < min_inbound}
 
 
+# What the planner reads of each host's inventory variables.
+INVENTORY_VARS = ("mailflow_sends_to", "mailflow_smarthost_expected", "mailflow_fqdn", "ansible_host", "mailflow_probe_peers")
+
+
+def for_inventory(servers: list[str], unmanaged: list[str], hostvars: dict[str, dict], options: dict | None = None,
+                  earlier: dict | None = None, earlier_source: str | None = None) -> dict[str, Any]:
+    """The plan of a run over these inventory hosts (what mailflow.exchange.probe_plan saves): the routes an
+    earlier audit learned (earlier: its audit.json, read from earlier_source) and those the inventory declares,
+    the servers it waited on, and each host's mailflow_probe_peers; plus where its routes came from."""
+    names = list(dict.fromkeys(list(servers) + list(unmanaged)))
+    declared = {n: {k: hostvars[n].get(k) for k in INVENTORY_VARS} for n in names if n in hostvars}
+    routes = merge_routes(routes_from_audit(earlier), routes_from_inventory(declared, names))
+    out = plan(servers, names, routes, options, slow=slow_from_audit(earlier), fixed=fixed_peers(declared, servers))
+    from_inventory = any(d.get("mailflow_sends_to") or d.get("mailflow_smarthost_expected") for d in declared.values())
+    out["routes_source"] = " and ".join(s for s in (earlier_source, "the inventory" if from_inventory else None) if s) or None
+    return out
+
+
+def fixed_peers(hostvars: dict[str, dict], servers: Iterable[str]) -> dict[str, list[str]]:
+    """{server: [peer names]} of the servers whose inventory names their peers (mailflow_probe_peers: names, or
+    {name, target} as the snapshot action takes them)."""
+    out = {}
+    for n in servers:
+        peers = (hostvars.get(n) or {}).get("mailflow_probe_peers") or []
+        names = [str(p.get("name")) if isinstance(p, dict) else str(p) for p in peers]
+        if names:
+            out[n] = names
+    return out
+
+
 def merge_plans(plans: list[dict]) -> dict | None:
     """One plan from the plans of several runs over parts of a fleet (AWX job slices collecting into one folder):
     each source's pairs as its own run planned them. None for no plans."""

@@ -220,3 +220,23 @@ def test_a_pinned_host_is_never_drawn_as_a_prober():
     # The 50 free hosts cover everyone else, within the bound.
     assert all(inbound(plan).get(t, 0) >= 3 for t in hosts) and not plan["short"]
     assert max(len(plan["pairs"][h]) for h in hosts[150:]) <= probe_plan.DEFAULTS["max_peers"]
+
+
+def test_the_inventorys_pinned_peers_reach_the_planner_as_names_whichever_form_they_take():
+    hostvars = {"A": {"mailflow_probe_peers": ["B", {"name": "C", "target": "c.corp.example"}]},
+                "B": {"mailflow_probe_peers": []}, "C": {}}
+    assert probe_plan.fixed_peers(hostvars, ["A", "B", "C", "D"]) == {"A": ["B", "C"]}
+    plan = probe_plan.for_inventory(["A", "B", "C"], ["D"], hostvars, {"mode": "mail"})
+    assert plan["pairs"]["A"] == {"B": [probe_plan.FIXED], "C": [probe_plan.FIXED]}
+
+
+def test_a_plan_for_the_inventory_follows_the_earlier_audits_routes_and_the_declared_ones_and_says_whence():
+    hosts = names(40)
+    hostvars = {h: {"mailflow_fqdn": f"{h.lower()}.corp.example"} for h in hosts}
+    hostvars[hosts[1]]["mailflow_sends_to"] = [f"{hosts[2].lower()}.corp.example"]
+    earlier = {"routes": {hosts[3]: {hosts[4]: ["queue ex0004"]}}, "peers": [{"from": hosts[5], "to": hosts[6], "result": "filtered"}]}
+    plan = probe_plan.for_inventory(hosts, [], hostvars, {"mode": "mail"}, earlier, "the audit of 2026-01-01")
+    assert plan["pairs"][hosts[1]][hosts[2]] == ["inventory mailflow_sends_to"]
+    assert plan["pairs"][hosts[3]][hosts[4]] == ["queue ex0004"] and plan["slow"] == [hosts[6]]
+    assert plan["routes_source"] == "the audit of 2026-01-01 and the inventory"
+    assert probe_plan.for_inventory(hosts, [], {}, {"mode": "mail"})["routes_source"] is None

@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from ansible_collections.mailflow.exchange.plugins.action.probe_plan import fixed_peers, write_plan
+from ansible_collections.mailflow.exchange.plugins.action.probe_plan import write_plan
 from ansible_collections.mailflow.exchange.plugins.module_utils import probe_plan
 
 
@@ -28,8 +28,3 @@ def test_a_plan_that_cannot_be_written_leaves_the_earlier_one_and_no_temporary_f
     assert dest.read_text(encoding="utf-8") == earlier
     assert os.listdir(tmp_path) == ["probe_plan.json"]
 
-
-def test_the_inventorys_pinned_peers_reach_the_planner_as_names_whichever_form_they_take():
-    declared = {"A": {"mailflow_probe_peers": ["B", {"name": "C", "target": "c.corp.example"}]},
-                "B": {"mailflow_probe_peers": []}, "C": {}}
-    assert fixed_peers(declared, ["A", "B", "C", "D"]) == {"A": ["B", "C"]}
