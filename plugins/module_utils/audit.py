@@ -157,7 +157,8 @@ def plan_summary(fleet: Fleet) -> dict[str, Any]:
               for s, peers in sorted((the_plan.get("pairs") or {}).items()) for t, why in peers.items()
               if s in fleet.entries and fleet[s].snapshot is not None and not fleet.probed(s, t)]
     missed += [{"from": s, "to": t, "why": why, "reason": probe_plan.not_planned(the_plan, s, t)}
-               for s, peers in sorted((the_plan.get("dropped") or {}).items()) for t, why in peers.items()]
+               for key in ("dropped", "unaddressed")
+               for s, peers in sorted((the_plan.get(key) or {}).items()) for t, why in peers.items()]
     per_host = [len(p) for p in (the_plan.get("pairs") or {}).values()]
     return {"mode": the_plan.get("mode"), "requested": the_plan.get("requested"), "settings": the_plan.get("settings"),
             "routes_source": the_plan.get("routes_source"), "probes": len(fleet.probes),
