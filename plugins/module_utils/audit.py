@@ -114,6 +114,9 @@ def run(fleet: Fleet, generated: str, check_mode: bool | None = None,
             "reachable": entry.snapshot is not None,
             "error": None if entry.snapshot is not None else (entry.error or ("unmanaged" if not entry.managed else "no snapshot")),
             "collected_at": (entry.snapshot or {}).get("collected_at"),
+            # What its peers' probes connect to (the snapshot action's choice): a job slice whose inventory lacks
+            # this host probes it there (probe_plan.fleet_from_audit).
+            "probe_target": entry.fqdn or entry.address,
             "platform": _platform(fleet, entry),
             "findings": [f.to_dict() for f in by_host[entry.name]],
             "symptoms": host_symptoms,

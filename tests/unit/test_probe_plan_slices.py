@@ -114,3 +114,11 @@ def test_the_audit_lists_a_pair_no_slice_could_address_as_not_probed_with_why():
     assert {(m["from"], m["to"]) for m in missed} == {(s, theirs[0]) for s in mine}
     assert all("is not in this job slice's inventory" in m["reason"] for m in missed)
     assert unmanaged and all(any(p["to"] == u for p in doc["peers"]) for u in unmanaged)
+
+
+def test_an_audit_records_for_every_host_the_name_its_probes_connect_to_which_a_later_slice_reads():
+    hosts, _unused = golden.load_case("demo")
+    fleet = probe_plan.fleet_from_audit(golden.audit_doc("demo"))
+    # The snapshot action connects to mailflow_fqdn, else ansible_host: unmanaged hosts (no platform.fqdn) too.
+    assert fleet == {h["name"]: {"managed": h["managed"], "target": h["fqdn"] or h["address"]} for h in hosts}
+    assert any(not h["managed"] for h in hosts)
