@@ -30,13 +30,15 @@ class ActionModule(ActionBase):
             max_peers=dict(type="int", default=probe_plan.DEFAULTS["max_peers"]),
             mesh_max_hosts=dict(type="int", default=probe_plan.DEFAULTS["mesh_max_hosts"]),
             routes_from=dict(type="path"),
+            fleet_from=dict(type="path"),
             dest=dict(type="path"),
         ))
         hostvars = task_vars.get("hostvars", {})
         earlier, source = self._earlier_audit(args["routes_from"])
+        whole, _unused = self._earlier_audit(args["fleet_from"]) if args["fleet_from"] else (None, None)
         try:
             plan = probe_plan.for_inventory(args["servers"], args["unmanaged"], hostvars,
-                                            {k: args[k] for k in probe_plan.DEFAULTS}, earlier, source)
+                                            {k: args[k] for k in probe_plan.DEFAULTS}, earlier, source, whole)
         except probe_plan.PlanError as exc:
             raise AnsibleActionFail(str(exc))
         if args["dest"]:
@@ -44,7 +46,8 @@ class ActionModule(ActionBase):
         per_host = [len(p) for p in plan["pairs"].values()]
         result.update(changed=False, mode=plan["mode"], routes_source=plan["routes_source"],
                       probes=probe_plan.probed_pairs(plan), max_per_host=max(per_host, default=0), short=plan["short"],
-                      peers={s: list(p) for s, p in plan["pairs"].items()}, dest=args["dest"])
+                      peers={s: probe_plan.probe_peers(plan, s) for s in plan["pairs"]}, unaddressed=plan["unaddressed"],
+                      dest=args["dest"])
         return result
 
     @staticmethod
