@@ -35,10 +35,10 @@ class ActionModule(ActionBase):
         ))
         hostvars = task_vars.get("hostvars", {})
         earlier, source = self._earlier_audit(args["routes_from"])
-        whole, _unused = self._earlier_audit(args["fleet_from"]) if args["fleet_from"] else (None, None)
+        whole, whole_source = self._earlier_audit(args["fleet_from"])
         try:
             plan = probe_plan.for_inventory(args["servers"], args["unmanaged"], hostvars,
-                                            {k: args[k] for k in probe_plan.DEFAULTS}, earlier, source, whole)
+                                            {k: args[k] for k in probe_plan.DEFAULTS}, earlier, source, whole, whole_source)
         except probe_plan.PlanError as exc:
             raise AnsibleActionFail(str(exc))
         if args["dest"]:

@@ -209,13 +209,14 @@ INVENTORY_VARS = ("mailflow_sends_to", "mailflow_smarthost_expected", "mailflow_
 
 
 def for_inventory(servers: list[str], unmanaged: list[str], hostvars: dict[str, dict], options: dict | None = None,
-                  earlier: dict | None = None, earlier_source: str | None = None, fleet: dict | None = None) -> dict[str, Any]:
+                  earlier: dict | None = None, earlier_source: str | None = None, fleet: dict | None = None,
+                  fleet_source: str | None = None) -> dict[str, Any]:
     """The plan of a run over these inventory hosts (what mailflow.exchange.probe_plan saves): the routes an
     earlier audit learned (earlier: its audit.json, read from earlier_source) and those the inventory declares,
     the servers it waited on, and each host's mailflow_probe_peers; plus where its routes came from.
 
-    fleet: an earlier audit.json whose servers complete the fleet, for a job slice whose inventory holds only its
-    own: they are planned (the managed ones as the probers their own slice runs), and this run's servers probe
+    fleet: an earlier audit.json (read from fleet_source) whose servers complete the fleet, for a job slice whose
+    inventory holds only its own: they are planned (the managed ones as the probers their own slice runs), and this run's servers probe
     them at the name or address in `addresses` ({server: target}); one without is listed in `unaddressed`."""
     names = list(dict.fromkeys(list(servers) + list(unmanaged)))
     declared = {n: {k: hostvars[n].get(k) for k in INVENTORY_VARS} for n in names if n in hostvars}
@@ -228,7 +229,7 @@ def for_inventory(servers: list[str], unmanaged: list[str], hostvars: dict[str, 
     from_inventory = any(d.get("mailflow_sends_to") or d.get("mailflow_smarthost_expected") for d in declared.values())
     out["routes_source"] = " and ".join(s for s in (earlier_source, "the inventory" if from_inventory else None) if s) or None
     out["addresses"] = addresses
-    out["fleet_source"] = earlier_source if rest else None
+    out["fleet_source"] = (fleet_source or "an earlier audit") if rest else None
     return out
 
 

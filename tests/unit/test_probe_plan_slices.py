@@ -82,7 +82,8 @@ def test_the_rest_of_the_fleet_is_read_from_the_earlier_audit_with_the_names_its
 
 def test_a_slice_probes_the_other_slices_servers_at_their_recorded_names_and_says_which_it_cannot():
     hostvars = {"EXCH04": {"mailflow_fqdn": "exch04.corp.example"}, "EXCH01": {"mailflow_fqdn": "exch01.corp.example"}}
-    plan = probe_plan.for_inventory(["EXCH04", "EXCH01"], [], hostvars, {"mode": "mesh"}, AUDIT, "the audit of X", AUDIT)
+    plan = probe_plan.for_inventory(["EXCH04", "EXCH01"], [], hostvars, {"mode": "mesh"}, None, None, AUDIT,
+                                    "the audit of X")
     assert set(plan["pairs"]) == {"EXCH01", "EXCH04"}  # the sources stay this slice's own
     assert plan["addresses"] == {"EXCH02": "10.0.0.2", "EXCH03": "exch03.corp.example"}
     assert probe_plan.probe_peers(plan, "EXCH04") == [
