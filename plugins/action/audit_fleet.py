@@ -11,7 +11,7 @@ from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
 
 from ansible_collections.mailflow.exchange.plugins.module_utils import (
-    audit, backups, causes, firewalls, knowledge, probe_plan, reports, summary)
+    audit, backups, causes, firewalls, knowledge, probe_plan, reports, snapshot, summary)
 
 
 class ActionModule(ActionBase):
@@ -84,11 +84,10 @@ class ActionModule(ActionBase):
         if not args["offline"] and (registered.get("failed") or registered.get("unreachable")):
             entry["error"] = str(registered.get("msg") or "snapshot failed")
         elif os.path.exists(path):
-            try:
-                with open(path, encoding="utf-8") as fh:
-                    entry["snapshot"] = json.load(fh)
-            except (OSError, ValueError) as exc:
-                raise AnsibleActionFail(f"{name}: cannot read its snapshot {path}: {exc}")
+            entry["snapshot"] = snapshot.load(path)
+            if entry["snapshot"] is None:
+                # A snapshot that is there but cannot be read is a broken collection, not a host without one.
+                raise AnsibleActionFail(f"{name}: cannot read its snapshot {path}: not readable JSON holding an object")
         else:
             entry["error"] = f"no saved snapshot ({path})" if args["offline"] else "no snapshot was taken"
         return entry

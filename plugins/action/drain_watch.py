@@ -3,14 +3,12 @@
 """Watch one host's stuck mail leave after a change (see plugins/modules/drain_watch.py)."""
 from __future__ import annotations
 
-import json
-import os
 import time
 
 from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
 
-from ansible_collections.mailflow.exchange.plugins.module_utils import drain, knowledge
+from ansible_collections.mailflow.exchange.plugins.module_utils import drain, knowledge, snapshot
 from ansible_collections.mailflow.exchange.plugins.module_utils.hostview import HostView
 from ansible_collections.mailflow.exchange.plugins.plugin_utils.host_session import HostLost, HostSession
 
@@ -56,15 +54,9 @@ class ActionModule(ActionBase):
 
 
 def _before(path):
-    """The host's pre-change snapshot as a view, or None when there is none to read."""
-    if not path or not os.path.isfile(path):
-        return None
-    try:
-        with open(path, encoding="utf-8") as fh:
-            snap = json.load(fh)
-    except (OSError, ValueError):
-        return None
-    return HostView(snap) if (snap.get("items") or {}).get("smtp_links") is not None else None
+    """The host's pre-change snapshot as a view, or None when there is none to read or it holds no links."""
+    snap = snapshot.load(path)
+    return HostView(snap) if snap is not None and (snap.get("items") or {}).get("smtp_links") is not None else None
 
 
 def _resolver(hostvars):

@@ -10,6 +10,7 @@ from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
 
 from ansible_collections.mailflow.exchange.plugins.module_utils import probe_plan
+from ansible_collections.mailflow.exchange.plugins.module_utils.reports.common import atomic_write
 
 
 class ActionModule(ActionBase):
@@ -29,35 +30,24 @@ class ActionModule(ActionBase):
             max_peers=dict(type="int", default=probe_plan.DEFAULTS["max_peers"]),
             mesh_max_hosts=dict(type="int", default=probe_plan.DEFAULTS["mesh_max_hosts"]),
             routes_from=dict(type="path"),
+            fleet_from=dict(type="path"),
             dest=dict(type="path"),
         ))
         hostvars = task_vars.get("hostvars", {})
-        names = list(dict.fromkeys(args["servers"] + args["unmanaged"]))
-        wanted = ("mailflow_sends_to", "mailflow_smarthost_expected", "mailflow_fqdn", "ansible_host", "mailflow_probe_peers")
-        declared = {n: {k: hostvars[n].get(k) for k in wanted} for n in names if n in hostvars}
         earlier, source = self._earlier_audit(args["routes_from"])
-        routes = probe_plan.merge_routes(probe_plan.routes_from_audit(earlier), probe_plan.routes_from_inventory(declared, names))
+        whole, whole_source = self._earlier_audit(args["fleet_from"])
         try:
-            plan = probe_plan.plan(args["servers"], names, routes, {k: args[k] for k in probe_plan.DEFAULTS},
-                                   slow=probe_plan.slow_from_audit(earlier))
+            plan = probe_plan.for_inventory(args["servers"], args["unmanaged"], hostvars,
+                                            {k: args[k] for k in probe_plan.DEFAULTS}, earlier, source, whole, whole_source)
         except probe_plan.PlanError as exc:
             raise AnsibleActionFail(str(exc))
-        plan["routes_source"] = " and ".join(s for s in (source, "the inventory" if any(
-            (d.get("mailflow_sends_to") or d.get("mailflow_smarthost_expected")) for d in declared.values()) else None) if s) or None
-        # A host whose inventory names its peers (mailflow_probe_peers) probes those, and the plan says so.
-        for n in args["servers"]:
-            fixed = (declared.get(n) or {}).get("mailflow_probe_peers")
-            if fixed:
-                plan["pairs"][n] = {str(p): ["inventory mailflow_probe_peers"] for p in fixed if str(p) != n}
         if args["dest"]:
-            os.makedirs(os.path.dirname(os.path.abspath(args["dest"])) or ".", exist_ok=True)
-            with open(args["dest"] + ".tmp", "w", encoding="utf-8") as fh:
-                json.dump(plan, fh, indent=1, sort_keys=True)
-            os.replace(args["dest"] + ".tmp", args["dest"])
+            write_plan(args["dest"], plan)
         per_host = [len(p) for p in plan["pairs"].values()]
         result.update(changed=False, mode=plan["mode"], routes_source=plan["routes_source"],
                       probes=probe_plan.probed_pairs(plan), max_per_host=max(per_host, default=0), short=plan["short"],
-                      peers={s: list(p) for s, p in plan["pairs"].items()}, dest=args["dest"])
+                      peers={s: probe_plan.probe_peers(plan, s) for s in plan["pairs"]}, unaddressed=plan["unaddressed"],
+                      dest=args["dest"])
         return result
 
     @staticmethod
@@ -70,4 +60,12 @@ class ActionModule(ActionBase):
                 doc = json.load(fh)
         except (OSError, ValueError):
             return None, None  # an unreadable earlier report only costs the routes: the plan says it found none
+        if not isinstance(doc, dict):
+            return None, None
         return doc, f"the audit of {doc.get('generated') or path}"
+
+
+def write_plan(path, plan):
+    """The plan as JSON at path, whole or not at all: the audit (and every slice's) reads it beside the snapshots.
+    Serialized before anything is written, so a plan that cannot be leaves the earlier file as it was."""
+    return atomic_write(path, json.dumps(plan, indent=1, sort_keys=True) + "\n")

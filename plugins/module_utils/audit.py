@@ -114,6 +114,9 @@ def run(fleet: Fleet, generated: str, check_mode: bool | None = None,
             "reachable": entry.snapshot is not None,
             "error": None if entry.snapshot is not None else (entry.error or ("unmanaged" if not entry.managed else "no snapshot")),
             "collected_at": (entry.snapshot or {}).get("collected_at"),
+            # What its peers' probes connect to (the snapshot action's choice): a job slice whose inventory lacks
+            # this host probes it there (probe_plan.fleet_from_audit).
+            "probe_target": entry.fqdn or entry.address,
             "platform": _platform(fleet, entry),
             "findings": [f.to_dict() for f in by_host[entry.name]],
             "symptoms": host_symptoms,
@@ -157,7 +160,8 @@ def plan_summary(fleet: Fleet) -> dict[str, Any]:
               for s, peers in sorted((the_plan.get("pairs") or {}).items()) for t, why in peers.items()
               if s in fleet.entries and fleet[s].snapshot is not None and not fleet.probed(s, t)]
     missed += [{"from": s, "to": t, "why": why, "reason": probe_plan.not_planned(the_plan, s, t)}
-               for s, peers in sorted((the_plan.get("dropped") or {}).items()) for t, why in peers.items()]
+               for key in ("dropped", "unaddressed")
+               for s, peers in sorted((the_plan.get(key) or {}).items()) for t, why in peers.items()]
     per_host = [len(p) for p in (the_plan.get("pairs") or {}).values()]
     return {"mode": the_plan.get("mode"), "requested": the_plan.get("requested"), "settings": the_plan.get("settings"),
             "routes_source": the_plan.get("routes_source"), "probes": len(fleet.probes),

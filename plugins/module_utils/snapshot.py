@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import ipaddress
+import json
 import re
 import secrets
 import string
@@ -409,3 +410,16 @@ def assemble(host: str, plan: list[tuple[str, Op]], results: list[OpResult], *, 
     snap["platform"] = dict(platform_of(items, who["computer_name"], errors), fqdn=who["fqdn"],
                             dns_domain=who["dns_domain"], identity_source=who["source"])
     return snap
+
+
+def load(path: str | None) -> dict | None:
+    """A snapshot saved on the controller (the snapshot action's dest), or None when there is none to read: no
+    path, no file, not UTF-8 JSON, or JSON that is not an object. What a missing one means is the caller's call."""
+    if not path:
+        return None
+    try:
+        with open(path, encoding="utf-8") as fh:
+            doc = json.load(fh)
+    except (OSError, ValueError):  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+        return None
+    return doc if isinstance(doc, dict) else None

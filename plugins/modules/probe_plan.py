@@ -58,6 +58,15 @@ options:
       - "Its probes also say which servers answered slowly (a filtered port or a mute banner waits out the probe
         timeout): the sample leaves those out and their inbound coverage goes to hosts already waiting on one."
     type: path
+  fleet_from:
+    description:
+      - "An earlier C(audit.json) whose servers complete the fleet, for a run that sees only part of it (an AWX job
+        slice). The plan is drawn over the whole fleet (so every slice draws the same one and shares the coverage)
+        and keeps the rows of O(servers); their probes of a server of another slice go to the name or address that
+        audit recorded for it (C(probe_target)). A server it recorded none for is not probed, and the plan and the
+        audit say so (C(unaddressed))."
+      - Omitted (the default outside a collection), the inventory is the fleet.
+    type: path
   dest:
     description: Where to write the plan (JSON) on the controller, normally C(<report_dir>/probe_plan.json).
     type: path
@@ -98,11 +107,17 @@ mode:
   returned: always
   sample: mail
 peers:
-  description: Per server, the peers it probes.
+  description:
+    - Per server, the peers it probes, as M(mailflow.exchange.snapshot) takes them; a server of another job slice
+      (O(fleet_from)) as C({name, target}).
   type: dict
   returned: always
   sample:
-    EXCH01: [EXCH03, EXCH04]
+    EXCH01: [EXCH03, EXCH04, {name: EXCH09, target: exch09.corp.example}]
+unaddressed:
+  description: Per server, the servers of other job slices it was to probe but has no name or address for.
+  type: dict
+  returned: always
 probes:
   description: How many probes the plan makes in all.
   type: int

@@ -141,3 +141,45 @@ def test_two_slices_collect_and_one_audit_decides_as_one_run(one_run, demo_lab, 
     assert verdicts(merged) == verdicts(whole)
     assert merged["summary"]["present"] == whole["summary"]["present"]  # the same causes, ranked the same
     assert [f["name"] for f in merged["firewalls"]] == [f["name"] for f in whole["firewalls"]]
+
+
+def test_slices_plan_over_the_fleet_the_earlier_audit_knows_and_probe_each_others_servers(one_run, demo_lab, tmp_path):
+    """Without mailflow_probe_peers: each slice completes the fleet from the earlier audit (the first run's), draws
+    the plan of the whole fleet, runs its own servers' rows, and probes the other slice's servers at the names that
+    audit recorded (probe_target), which its own inventory lacks."""
+    whole = one_run["run"]["stats"]["mailflow_audit_stats"]["reports"]["json"]
+    state = tmp_path / "state"
+    inventory = demo_lab.inventory()
+    slices = [private_dir(tmp_path, f"slice{n}", awx_slice(inventory, n, 2), mailflow_state_dir=str(state))
+              for n in (1, 2)]
+    for pdd in slices:
+        run = runner(pdd, "audit.yml", "-e", "mailflow_collection=c2", "-e", f"mailflow_probe_routes_from={whole}")
+        assert run["rc"] == 0, run["stdout"][-3000:]
+    collection = state / "reports" / "collections" / "c2"
+    plans = []
+    for path in sorted(glob.glob(str(collection / "probe_plan-*.json"))):
+        with open(path, encoding="utf-8") as fh:
+            plans.append(json.load(fh))
+    with open(os.path.join(os.path.dirname(whole), "probe_plan.json"), encoding="utf-8") as fh:
+        unsliced = json.load(fh)
+    assert len(plans) == 2 and all(p["fleet_source"] and not p["unaddressed"] for p in plans)
+    # The demo is small enough for the mesh: each slice's rows are the whole fleet's, not its half's.
+    merged = {s: sorted(peers) for p in plans for s, peers in p["pairs"].items()}
+    assert merged == {s: sorted(peers) for s, peers in unsliced["pairs"].items()}
+    crossing = 0
+    for name, peers in merged.items():
+        with open(collection / "snapshots" / f"{name}.json", encoding="utf-8") as fh:
+            snap = json.load(fh)
+        assert sorted(p["peer"] for p in snap["probes"]) == peers, name
+        own = next(p for p in plans if name in p["pairs"])
+        crossing += sum(1 for p in snap["probes"] if p["peer"] in own["addresses"] and p.get("connect") == "ok")
+    assert crossing > 0  # the other slice's servers were reached at the audit's names
+
+    merge = private_dir(tmp_path, "merge", demo_lab.inventory(), mailflow_state_dir=str(state))
+    run = runner(merge, "audit.yml", "-e", f"mailflow_snapshot_dir={collection / 'snapshots'}")
+    assert run["rc"] == 0, run["stdout"][-3000:]
+    with open(run["stats"]["mailflow_audit_stats"]["reports"]["json"], encoding="utf-8") as fh:
+        merged_doc = json.load(fh)
+    with open(whole, encoding="utf-8") as fh:
+        assert verdicts(merged_doc) == verdicts(json.load(fh))
+    assert not merged_doc["probe_plan"]["not_probed"]

@@ -12,6 +12,7 @@ import yaml
 
 from lab.scenario import fleet_to_plain
 from tests.conftest import ROOT
+from tests.support import golden
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 PLAYBOOK = os.path.join(ROOT, "playbooks", "audit.yml")
@@ -122,6 +123,8 @@ def test_the_mail_probe_plan_decides_the_demo_as_the_mesh_does(demo_run, demo_la
     probes fewer pairs, says why each, and decides every host and cause the same."""
     mesh = demo_run["doc"]
     assert mesh["probe_plan"]["mode"] == "mesh" and all(p["why"] == ["mesh"] for p in mesh["peers"])
+    # The golden case's saved plan (make golden-reports plans it from case.json, without a lab) is this run's.
+    assert json.loads((demo_run["latest"] / "probe_plan.json").read_text()) == golden.probe_plan_of("demo")
     assert mesh["routes"]["EXCH05"]["EXCH55"]  # its stalled queue to the Exchange 5.5 server
     demo_lab.metrics.reset()
     proc, doc, latest = run_audit(demo_lab, tmp_path, "--check", "-e", "mailflow_probe_plan=mail",

@@ -4,6 +4,7 @@
         case.json            the fleet as the inventory gave it: hosts (name, managed, fqdn, address, declared),
                              firewalls, and where the case came from
         snapshots/<host>.json, firewalls/<name>.json    as the audit playbook saved them (reports/<ts>/)
+        probe_plan.json      the run's probe plan (planned(): the role's plan for case.json's inventory)
         expected/            audit.json, audit.md, audit.csv, junit.xml, audit.html: the approved results
 
 A snapshot folder from a real server becomes a case by copying reports/<ts>/snapshots (and firewalls) here and
@@ -20,7 +21,7 @@ import sys
 import tempfile
 
 
-from ansible_collections.mailflow.exchange.plugins.module_utils import audit, knowledge, reports
+from ansible_collections.mailflow.exchange.plugins.module_utils import audit, knowledge, probe_plan, reports
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CASES = os.path.join(ROOT, "tests", "fixtures", "snapshots")
@@ -56,6 +57,28 @@ def probe_plan_of(case: str) -> dict | None:
     """The case's saved probe plan (probe_plan.json beside its snapshots), None when it has none."""
     path = os.path.join(CASES, case, "probe_plan.json")
     return _load(path) if os.path.exists(path) else None
+
+
+def planned(case: str) -> dict:
+    """The probe plan the snapshot role makes for the case's inventory on a first audit (no earlier audit.json,
+    the role's default settings), from case.json. case.json keeps the inventory's names and declarations
+    (audit.declared), not mailflow_sends_to or mailflow_probe_peers: a case whose inventory sets those keeps the
+    plan its run saved instead."""
+    meta = _load(os.path.join(CASES, case, "case.json"))
+    hostvars = {h["name"]: {"mailflow_fqdn": h.get("fqdn"), "ansible_host": h.get("address"),
+                            "mailflow_smarthost_expected": (h.get("declared") or {}).get("smarthost_expected")}
+                for h in meta["hosts"]}
+    return probe_plan.for_inventory([h["name"] for h in meta["hosts"] if h["managed"]],
+                                    [h["name"] for h in meta["hosts"] if not h["managed"]], hostvars)
+
+
+def save_plan(case: str, plan: dict) -> str:
+    """The plan as the probe_plan action writes it, beside the case's snapshots."""
+    path = os.path.join(CASES, case, "probe_plan.json")
+    with open(path, "w", encoding="utf-8") as fh:
+        json.dump(plan, fh, indent=1, sort_keys=True)
+        fh.write("\n")
+    return path
 
 
 def fleet(case: str, knowledge_overrides: dict | None = None):
@@ -131,12 +154,15 @@ def regenerate_demo(case: str = "demo", block: int = 250) -> str:
         for sub in ("snapshots", "firewalls"):
             if os.path.isdir(os.path.join(run, sub)):
                 shutil.copytree(os.path.join(run, sub), os.path.join(folder, sub))
-        if os.path.exists(os.path.join(run, "probe_plan.json")):
-            shutil.copy(os.path.join(run, "probe_plan.json"), os.path.join(folder, "probe_plan.json"))
         with open(os.path.join(folder, "case.json"), "w", encoding="utf-8") as fh:
             json.dump(_case_meta(inventory, "lab/scenarios/demo.yml through playbooks/audit.yml (make golden)"), fh,
                       indent=1, sort_keys=True)
             fh.write("\n")
+        # The run's own plan, which `--reports` must be able to make again without the lab.
+        ran = _load(os.path.join(run, "probe_plan.json"))
+        if ran != json.loads(json.dumps(planned(case))):
+            raise RuntimeError("the playbook's probe plan differs from the one planned from case.json")
+        save_plan(case, ran)
         expected = render(case, os.path.join(folder, "expected"))
         # The playbook's own audit and the offline one must agree, or the case would approve a different path.
         online = _load(os.path.join(run, "audit.json"))
@@ -153,6 +179,9 @@ if __name__ == "__main__":
     # decision); without it the snapshots are taken again from the lab (a change of what is collected).
     if sys.argv[1:2] == ["--reports"]:
         which = (sys.argv[2:3] or ["demo"])[0]
+        # The plan goes with the snapshots: without it the audit would decide as if no plan had been recorded,
+        # which a run of the playbook never does.
+        save_plan(which, planned(which))
         print(render(which, os.path.join(CASES, which, "expected"))["json"])
     else:
         print(regenerate_demo(*(sys.argv[1:2] or ["demo"])))

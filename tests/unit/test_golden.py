@@ -69,3 +69,15 @@ def test_the_audit_builds_one_view_and_one_set_of_symptoms_per_host_and_parses_e
     assert counts["parses"] == len(with_metabase)
     assert len(computed) == len(set(computed)) and {w for w, _ in computed} <= {
         "events_4006", "queue_retry", "stale_messages", "routes", "unprobed_senders"}
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_each_case_keeps_the_probe_plan_its_inventory_gives_and_the_audit_reports_its_reasons(case):
+    """A run of the playbook always saves a plan beside its snapshots: the case keeps the one the role makes for
+    case.json's inventory (make golden-reports writes it), and every probe of the approved audit has its reason."""
+    saved = golden.probe_plan_of(case)
+    assert saved == json.loads(json.dumps(golden.planned(case)))
+    with open(os.path.join(golden.CASES, case, "expected", "audit.json"), encoding="utf-8") as fh:
+        approved = json.load(fh)
+    assert approved["probe_plan"]["mode"] == saved["mode"]
+    assert all(p["why"] == saved["pairs"][p["from"]][p["to"]] for p in approved["peers"])

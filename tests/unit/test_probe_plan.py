@@ -184,3 +184,59 @@ def test_the_plans_of_job_slices_merge_into_one():
     merged = probe_plan.merge_plans([a, b])
     assert merged["pairs"] == {**a["pairs"], **b["pairs"]} and merged["slow"] == [hosts[45]]
     assert probe_plan.merge_plans([]) is None and probe_plan.merge_plans([a]) is a
+
+
+def test_a_host_the_inventory_gives_peers_probes_exactly_those_in_either_mode():
+    hosts = names(40)
+    pinned = [hosts[1], hosts[2], "relay.partner.example"]  # a peer outside the fleet is probed too
+    for mode in ("mesh", "mail"):
+        plan = probe_plan.plan(hosts, hosts, {hosts[0]: {hosts[9]: ["queue ex0009"]}}, {"mode": mode},
+                               fixed={hosts[0]: pinned + [hosts[0]]})
+        assert plan["pairs"][hosts[0]] == {p: [probe_plan.FIXED] for p in sorted(pinned)}
+        assert hosts[0] not in plan["dropped"]
+        # Its route is still probed from the other end.
+        assert hosts[0] in plan["pairs"][hosts[9]]
+
+
+def test_a_pinned_hosts_peers_decide_who_is_short_of_probers():
+    # Four servers, each needing three probers: A is pinned to one peer, so only the other three can cover the
+    # rest, and the one A does not probe has two.
+    hosts = ["A", "B", "C", "D"]
+    settings = {"mode": "mail", "min_inbound": 3, "sample": 0}
+    to_b = probe_plan.plan(hosts, hosts, {}, settings, fixed={"A": ["B"]})
+    to_c = probe_plan.plan(hosts, hosts, {}, settings, fixed={"A": ["C"]})
+    assert to_b["short"] == {"C": 2, "D": 2} and to_c["short"] == {"B": 2, "D": 2}
+    assert inbound(to_b) == {"A": 3, "B": 3, "C": 2, "D": 2}
+    # Without the pin, A covers its share and no one is short.
+    assert probe_plan.plan(hosts, hosts, {}, settings)["short"] == {}
+    # The mesh counts the pin the same way.
+    assert probe_plan.plan(hosts, hosts, {}, dict(settings, mode="mesh"), fixed={"A": ["B"]})["short"] == {"C": 2, "D": 2}
+
+
+def test_a_pinned_host_is_never_drawn_as_a_prober():
+    hosts = names(200)
+    plan = probe_plan.plan(hosts, hosts, {}, {"mode": "mail"}, fixed={h: [hosts[0]] for h in hosts[:150]})
+    assert all(plan["pairs"][h] == {hosts[0]: [probe_plan.FIXED]} for h in hosts[1:150])
+    # The 50 free hosts cover everyone else, within the bound.
+    assert all(inbound(plan).get(t, 0) >= 3 for t in hosts) and not plan["short"]
+    assert max(len(plan["pairs"][h]) for h in hosts[150:]) <= probe_plan.DEFAULTS["max_peers"]
+
+
+def test_the_inventorys_pinned_peers_reach_the_planner_as_names_whichever_form_they_take():
+    hostvars = {"A": {"mailflow_probe_peers": ["B", {"name": "C", "target": "c.corp.example"}]},
+                "B": {"mailflow_probe_peers": []}, "C": {}}
+    assert probe_plan.fixed_peers(hostvars, ["A", "B", "C", "D"]) == {"A": ["B", "C"]}
+    plan = probe_plan.for_inventory(["A", "B", "C"], ["D"], hostvars, {"mode": "mail"})
+    assert plan["pairs"]["A"] == {"B": [probe_plan.FIXED], "C": [probe_plan.FIXED]}
+
+
+def test_a_plan_for_the_inventory_follows_the_earlier_audits_routes_and_the_declared_ones_and_says_whence():
+    hosts = names(40)
+    hostvars = {h: {"mailflow_fqdn": f"{h.lower()}.corp.example"} for h in hosts}
+    hostvars[hosts[1]]["mailflow_sends_to"] = [f"{hosts[2].lower()}.corp.example"]
+    earlier = {"routes": {hosts[3]: {hosts[4]: ["queue ex0004"]}}, "peers": [{"from": hosts[5], "to": hosts[6], "result": "filtered"}]}
+    plan = probe_plan.for_inventory(hosts, [], hostvars, {"mode": "mail"}, earlier, "the audit of 2026-01-01")
+    assert plan["pairs"][hosts[1]][hosts[2]] == ["inventory mailflow_sends_to"]
+    assert plan["pairs"][hosts[3]][hosts[4]] == ["queue ex0004"] and plan["slow"] == [hosts[6]]
+    assert plan["routes_source"] == "the audit of 2026-01-01 and the inventory"
+    assert probe_plan.for_inventory(hosts, [], {}, {"mode": "mail"})["routes_source"] is None
