@@ -325,6 +325,10 @@ class ActiveDirectory:
                     out.append((dn, attrs))
         return out
 
+    def dns(self) -> list[str]:
+        """Every object's DN, as written (what to_plain's keys are, without copying each object)."""
+        return [dn for dn, _attrs in self._objects.values()]
+
     def to_plain(self) -> dict:
         return {dn: copy.deepcopy(attrs) for dn, attrs in self._objects.values()}
 

@@ -58,7 +58,7 @@ class DirectoryOps:
 
     def _config_nc(self) -> str:
         self._bind("Contains", 1, anonymous_ok=True)  # RootDSE answers an anonymous caller
-        for dn in self.fleet.ad.to_plain():
+        for dn in self.fleet.ad.dns():  # not to_plain(), which copies every object: 5 ms a search at 300 hosts
             m = re.search(r"(CN=Configuration,DC=.*)$", dn, re.I)
             if m:
                 return m[1]
