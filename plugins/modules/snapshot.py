@@ -57,8 +57,8 @@ options:
     default: false
   org_reads:
     description:
-      - Also read the knowledge items with C(scope: org), what is the same from every host (the organisation's list of
-        Exchange servers in AD). Each host reads its own server object and virtual servers either way.
+      - Also read the knowledge items whose C(scope) is C(org), what is the same from every host (the organisation's
+        list of Exchange servers in AD). Each host reads its own server object and virtual servers either way.
       - Unset, the first C(mailflow_ad_org_readers) hosts of the play by name (default 3) read them, so every run and
         every job slice has a few readers and the fleet's snapshots do not each carry the whole organisation.
     type: bool
