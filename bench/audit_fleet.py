@@ -30,9 +30,10 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--hosts", type=int, default=100)
     ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--sites", type=int, default=1)
     args = ap.parse_args()
     work = tempfile.mkdtemp(prefix="mailflow-bench-audit-")
-    fleet_state = load_scenario_data(generate(args.hosts, args.seed), source="<generated>")
+    fleet_state = load_scenario_data(generate(args.hosts, args.seed, sites=args.sites), source="<generated>")
     t0 = time.monotonic()
     with Lab(fleet_state, os.path.join(work, "lab")) as lab:
         t1 = time.monotonic()

@@ -79,7 +79,7 @@ def audit_figures(state: str) -> dict:
 
 
 def one_size(hosts: int, args, work: str) -> dict:
-    data = relocate(generate(hosts, args.seed), args.block)
+    data = relocate(generate(hosts, args.seed, sites=args.sites), args.block)
     out: dict = {"hosts": hosts, "seed": args.seed}
     with Lab(load_scenario_data(data, source="generated"), os.path.join(work, "lab")) as lab:
         inv = lab.inventory()
@@ -134,6 +134,7 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--sizes", default="30,100,300", help="comma-separated fleet sizes")
     ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--sites", type=int, default=1)
     ap.add_argument("--block", type=int, default=160, help="the lab's loopback block, 127.<block>.x.y")
     ap.add_argument("--forks", type=int, default=0, help="ANSIBLE_FORKS (default: ansible.cfg's)")
     ap.add_argument("--skip-naive-above", type=int, default=0)

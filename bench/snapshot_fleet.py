@@ -32,13 +32,14 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--hosts", type=int, default=300)
     ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--sites", type=int, default=1)
     ap.add_argument("--peers", type=int, default=10, help="SMTP peers each host probes")
     ap.add_argument("--forks", type=int, default=20)
     args = ap.parse_args()
 
     work = tempfile.mkdtemp(prefix="mailflow-bench-")
     t0 = time.monotonic()
-    fleet = load_scenario_data(generate(hosts=args.hosts, seed=args.seed), source="generated")
+    fleet = load_scenario_data(generate(hosts=args.hosts, seed=args.seed, sites=args.sites), source="generated")
     t_load = time.monotonic() - t0
     with Lab(fleet, os.path.join(work, "lab")) as lab:
         t_up = time.monotonic() - t0

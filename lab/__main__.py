@@ -111,7 +111,7 @@ def cmd_fault(args) -> int:
 
 def cmd_generate(args) -> int:
     from lab.generator import generate
-    data = generate(hosts=args.hosts, seed=args.seed)
+    data = generate(hosts=args.hosts, seed=args.seed, sites=args.sites)
     out = open(args.out, "w", encoding="utf-8") if args.out else sys.stdout
     yaml.safe_dump(data, out, sort_keys=False)
     return 0
@@ -180,6 +180,7 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("generate", help="write a scenario of N hosts")
     p.add_argument("--hosts", type=int, default=300)
     p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--sites", type=int, default=1, help="routing groups, with bridgeheads, connectors and a relay each")
     p.add_argument("--out")
     p.set_defaults(fn=cmd_generate)
     sub.add_parser("pin", help="print the PowerShell hashes the emulation pins").set_defaults(fn=cmd_pin)

@@ -6,6 +6,10 @@ conditions the demo shows (see lab/README.md). From ten hosts on, the fleet
 also has an Exchange 5.5 server and a greylisting Windows SMTP relay, which
 two of the conditions need. Like every scenario, the output holds raw state
 only; which host got which condition is known to nobody but the seed.
+
+``generate(hosts, seed, sites=N)`` spreads the fleet over N sites, each an
+Exchange 2003 routing group with its bridgeheads, connectors and relay
+(lab/generator_sites.py).
 """
 from __future__ import annotations
 
@@ -51,10 +55,25 @@ class _Fleet:
         self.network: dict = {"blocked": [], "devices": []}
         self.legacy = LEGACY_NAME if LEGACY_NAME in addresses else None
         self.relay = RELAY_NAME if RELAY_NAME in addresses else None
+        # Multi-site fleets only (generator_sites): each server's next hops, as (same-site servers, remote
+        # bridgeheads), and each server's own site relay. None: one site, every server reaches every other.
+        self.next_hops: dict[str, tuple[list[str], list[str]]] | None = None
+        self.relays: dict[str, str] | None = None
 
     def peer(self, name: str) -> str | None:
+        """The server a queue of `name` would lead to. Across sites mail leaves through a bridgehead, which
+        hands it to a remote bridgehead over a routing group connector: only a bridgehead has a queue to
+        another site, and half of its stalls are on its connectors."""
+        if self.next_hops is not None:
+            local, remote = self.next_hops[name]
+            if remote and (not local or self.rng.random() < 0.5):
+                return self.rng.choice(remote)
+            return self.rng.choice(local) if local else None
         others = [n for n in self.exchange if n != name]
         return self.rng.choice(others) if others else None
+
+    def relay_of(self, name: str) -> str | None:
+        return self.relay if self.relays is None else self.relays.get(name)
 
     def guid(self) -> str:
         r = self.rng.getrandbits
@@ -163,7 +182,7 @@ def _smtp_service_disabled(fleet: _Fleet, name: str) -> dict:
 def _short_glitch_retry(fleet: _Fleet, name: str) -> dict:
     seconds = fleet.rng.choice([15, 30, 45])  # all below a 300 s greylisting delay
     layer = {"registry": {SMTPSVC_KEY + "\\Queuing": {"GlitchRetrySeconds": {"type": "REG_DWORD", "data": seconds}}}}
-    return _combine(layer, fleet.stalled_link(name, fleet.relay, fleet.rng.randint(1, 6), event=False))
+    return _combine(layer, fleet.stalled_link(name, fleet.relay_of(name), fleet.rng.randint(1, 6), event=False))
 
 
 # (builder, needs) — needs: "" always possible, "legacy"/"relay" only when that host exists.
@@ -177,10 +196,13 @@ CONDITIONS: list[tuple[Callable[[_Fleet, str], dict], str]] = [
 
 # --------------------------------------------------------------------------- the fleet
 
-def generate(hosts: int, seed: int) -> dict:
-    """A valid scenario of `hosts` hosts, the same for the same seed."""
+def generate(hosts: int, seed: int, sites: int = 1) -> dict:
+    """A valid scenario of `hosts` hosts over `sites` sites, the same for the same arguments."""
     if not 1 <= hosts <= MAX_HOSTS:
         raise ValueError(f"hosts must be between 1 and {MAX_HOSTS}, got {hosts}")
+    if sites != 1:
+        from lab.generator_sites import generate_sites  # it builds on this module
+        return generate_sites(hosts, seed, sites)
     rng = random.Random(seed)
     special = [LEGACY_NAME, RELAY_NAME] if hosts >= 10 else []
     exchange = [f"EXCH{i:04d}" for i in range(1, hosts - len(special) + 1)]
@@ -188,24 +210,12 @@ def generate(hosts: int, seed: int) -> dict:
     addresses = {name: address(i) for i, name in enumerate(names)}
     fleet = _Fleet(rng, exchange, addresses)
     available = [build for build, needs in CONDITIONS if needs == "" or getattr(fleet, needs)]
-
-    layers: dict[str, dict] = {}
-    for i, name in enumerate(exchange):
-        layer: dict = {"base": ["exchange2003_sp2"], "address": addresses[name]}
-        if rng.random() < 0.5:
-            layer["wmi"] = {"root\\cimv2": {"Win32_QuickFixEngineering": _hotfixes("KB950757")}}
-        # The first two stay healthy so every fleet has known-good peers.
-        if i >= 2 or hosts < 3:
-            if rng.random() < CONDITION_RATE:
-                count = 2 if rng.random() < SECOND_CONDITION_RATE else 1
-                for build in rng.sample(available, count):
-                    layer = _combine(layer, build(fleet, name))
-        layers[name] = layer
+    # The first two stay healthy so every fleet has known-good peers.
+    layers = exchange_layers(fleet, set(exchange[:2]) if hosts >= 3 else set(), lambda _name: available)
     if fleet.legacy:
         layers[LEGACY_NAME] = _legacy_host(fleet)
     if fleet.relay:
-        layers[RELAY_NAME] = {"base": ["smtp_relay_w2003"], "address": addresses[RELAY_NAME],
-                              "smtp_engine": {"greylisting": {"delay_seconds": 300}}}
+        layers[RELAY_NAME] = relay_host(addresses[RELAY_NAME])
     return {
         "description": f"generated by lab.generator: {hosts} hosts, seed {seed}",
         "organization": dict(ORGANIZATION),
@@ -213,6 +223,27 @@ def generate(hosts: int, seed: int) -> dict:
         "hosts": layers,
         "network": fleet.network,
     }
+
+
+def exchange_layers(fleet: _Fleet, healthy: set[str], available: Callable[[str], list]) -> dict[str, dict]:
+    """Each Exchange 2003 server's layer, in fleet.exchange's order: its hotfixes and, for about one in five of
+    those not in `healthy`, one or two of the conditions available(name) allows."""
+    rng, layers = fleet.rng, {}
+    for name in fleet.exchange:
+        layer: dict = {"base": ["exchange2003_sp2"], "address": fleet.addresses[name]}
+        if rng.random() < 0.5:
+            layer["wmi"] = {"root\\cimv2": {"Win32_QuickFixEngineering": _hotfixes("KB950757")}}
+        if name not in healthy and rng.random() < CONDITION_RATE:
+            count = 2 if rng.random() < SECOND_CONDITION_RATE else 1
+            for build in rng.sample(available(name), count):
+                layer = _combine(layer, build(fleet, name))
+        layers[name] = layer
+    return layers
+
+
+def relay_host(own: str) -> dict:
+    """A Windows Server 2003 SMTP relay that greylists (a 300 s delay)."""
+    return {"base": ["smtp_relay_w2003"], "address": own, "smtp_engine": {"greylisting": {"delay_seconds": 300}}}
 
 
 def _legacy_host(fleet: _Fleet) -> dict:
