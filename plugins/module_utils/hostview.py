@@ -7,6 +7,7 @@ a Missing: the snapshot read the registry and the key was not there.
 """
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from ansible_collections.mailflow.exchange.plugins.module_utils import metabase as mb
@@ -127,3 +128,34 @@ class HostView:
         marker = f",cn=protocols,cn={computer_name.lower()},cn=servers,"
         return {str((e["attrs"].get("cn") or [""])[0]): (e["dn"], e["attrs"])
                 for e in self.item("ad_smtp_virtual_servers") or [] if marker in e["dn"].lower()}
+
+    def routing_group_connectors(self) -> list[dict]:
+        """The organisation's routing group connectors in AD, as this host read them (knowledge
+        collect.ad_routing_group_connectors), each as connector_of gives it, in the order AD gave them."""
+        return [connector_of(e) for e in self.item("ad_routing_group_connectors") or []]
+
+
+def connector_of(entry: dict) -> dict:
+    """{"name", "dn", "source": [server], "target": [server]}: a routing group connector's search entry, with the
+    servers (NetBIOS names) behind its local and remote bridgehead DNs."""
+    attrs = {k.lower(): v for k, v in (entry.get("attrs") or {}).items()}
+    ends = {side: [s for s in (server_of_dn(dn) for dn in attrs.get(f"msexch{side}bridgeheadserversdn") or []) if s]
+            for side in ("source", "target")}
+    return {"name": str((attrs.get("cn") or [""])[0] or entry["dn"]), "dn": entry["dn"], **ends}
+
+
+_UNESCAPED_COMMA = re.compile(r"(?<!\\),")
+
+
+def server_of_dn(dn: str) -> str | None:
+    """The Exchange server a bridgehead DN names: the server object above CN=Protocols (a virtual server's DN, what
+    Exchange writes), or the object right under CN=Servers (a server's own DN); None for anything else."""
+    rdns = [(p.split("=", 1)[0].strip().lower(), p.split("=", 1)[1].strip() if "=" in p else "")
+            for p in _UNESCAPED_COMMA.split(str(dn or ""))]
+    for i, (kind, value) in enumerate(rdns[:-1]):
+        if kind == "cn" and value.lower() == "protocols":
+            return rdns[i + 1][1].upper() or None
+    for i, (kind, value) in enumerate(rdns[1:], start=1):
+        if kind == "cn" and value.lower() == "servers" and rdns[i - 1][0] == "cn":
+            return rdns[i - 1][1].upper() or None
+    return None

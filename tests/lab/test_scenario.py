@@ -330,10 +330,11 @@ def _keys(node, path=""):
             yield from _keys(value, f"{path}[{i}]")
 
 
-@pytest.mark.parametrize("source", ["demo.yml", *(f"templates/{n}.yml" for n in TEMPLATE_NAMES), "generated"])
+@pytest.mark.parametrize("source", ["demo.yml", *(f"templates/{n}.yml" for n in TEMPLATE_NAMES), "generated",
+                                    "generated sites"])
 def test_no_cause_labels_in_scenarios(source):
-    if source == "generated":
-        data = generate(300, seed=5)
+    if source.startswith("generated"):
+        data = generate(300, seed=5, sites=7 if source.endswith("sites") else 1)
     else:
         data = read_yaml(Path(DEMO_SCENARIO) if source == "demo.yml" else Path(TEMPLATE_DIR).parent / source)
     labelled = [path for path, key in _keys(data) if _LABEL_WORDS.search(key)]

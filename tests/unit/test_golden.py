@@ -68,7 +68,7 @@ def test_the_audit_builds_one_view_and_one_set_of_symptoms_per_host_and_parses_e
     assert counts["views"] == len(snapshotted)
     assert counts["parses"] == len(with_metabase)
     assert len(computed) == len(set(computed)) and {w for w, _ in computed} <= {
-        "events_4006", "queue_retry", "stale_messages", "routes", "unprobed_senders"}
+        "events_4006", "queue_retry", "stale_messages", "routes", "connector_routes", "unprobed_senders"}
 
 
 @pytest.mark.parametrize("case", CASES)

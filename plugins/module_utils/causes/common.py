@@ -6,7 +6,7 @@ from typing import Callable, Iterable
 from ansible_collections.mailflow.exchange.plugins.module_utils import findings as fd
 from ansible_collections.mailflow.exchange.plugins.module_utils import probe_plan, symptoms
 from ansible_collections.mailflow.exchange.plugins.module_utils.fleet import Fleet, HostEntry, greylist_reply
-from ansible_collections.mailflow.exchange.plugins.module_utils.hostview import HostView, Missing
+from ansible_collections.mailflow.exchange.plugins.module_utils.hostview import HostView, Missing, connector_of
 from ansible_collections.mailflow.exchange.plugins.module_utils.metabase import MetabaseError
 
 EXCHANGE_SMTP_KINDS = ("exchange2003", "exchange2000")
@@ -110,11 +110,38 @@ def routes(fleet: Fleet) -> dict[str, dict[str, list[str]]]:
             mine = sends_to(fleet, entry)
             for peer in smart_hosts(fleet, entry):
                 mine.setdefault(peer, []).append("smart host")
+            for peer, why in (connector_routes(fleet).get(entry.name) or {}).items():
+                mine.setdefault(peer, []).extend(why)
             mine.pop(entry.name, None)
             if mine:
                 out[entry.name] = {t: sorted(set(why)) for t, why in sorted(mine.items())}
         return out
     return fleet.derived("routes", "*", compute)
+
+
+def connector_routes(fleet: Fleet) -> dict[str, dict[str, list[str]]]:
+    """{bridgehead: {remote bridgehead: ["routing group connector <name>"]}}: mail between routing groups goes
+    from a connector's local bridgeheads to its remote ones. Every host reads the organisation's connectors from
+    AD; the union of what they read counts (a DC may lag), each distinct entry decoded once."""
+    def compute():
+        seen: set = set()
+        out: dict[str, dict[str, list[str]]] = {}
+        for entry in fleet:
+            for raw in ((entry.snapshot or {}).get("items") or {}).get("ad_routing_group_connectors") or []:
+                key = (raw.get("dn"), tuple((k, tuple(v or ())) for k, v in sorted((raw.get("attrs") or {}).items())))
+                if key in seen:
+                    continue
+                seen.add(key)
+                conn = connector_of(raw)
+                why = f"routing group connector {conn['name']}"
+                pairs = [(src, dst) for src in filter(None, map(fleet.resolve, conn["source"]))
+                         for dst in filter(None, map(fleet.resolve, conn["target"])) if src != dst]
+                for src, dst in pairs:
+                    have = out.setdefault(src, {}).setdefault(dst, [])
+                    if why not in have:
+                        have.append(why)
+        return out
+    return fleet.derived("connector_routes", "*", compute)
 
 
 def unprobed_senders(fleet: Fleet, entry: HostEntry) -> list[str]:
