@@ -12,6 +12,7 @@ import base64
 import logging
 import socket
 import ssl
+import socketserver
 import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -143,6 +144,12 @@ class _WSManHTTPServer(ThreadingHTTPServer):
     def __init__(self, address: tuple[str, int], listener: WinRMListener) -> None:
         self.listener = listener
         super().__init__(address, _WSManRequestHandler)
+
+    def server_bind(self) -> None:
+        # HTTPServer.server_bind names the server by reverse DNS of its address (socket.getfqdn): about 50 ms per
+        # listener where nothing answers for 127.x, five seconds of a 50-host lab's start. Nothing reads the name.
+        socketserver.TCPServer.server_bind(self)
+        self.server_name, self.server_port = str(self.server_address[0]), int(self.server_address[1])
 
     def handle_error(self, request: object, client_address: object) -> None:
         # Clients vanishing, failed TLS handshakes and our own drops are
