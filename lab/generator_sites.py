@@ -132,3 +132,19 @@ def _routing_objects(group: dict[int, str], bridgeheads: dict[int, list[str]], s
                 "msExchDestinationRGDN": routing_group_dn(group[dst]),
             }
     return out
+
+
+def site_members(data: dict) -> dict[str, list[str]]:
+    """{routing group name: [host]} of a fleet generate_sites made, in its order: the Exchange servers by the
+    routing group AD gives them (msExchHomeRoutingGroup), each site's relay (its servers' next host, RELAYnn),
+    and the Exchange 5.5 server in the first site. For tools that take a generated fleet apart by site."""
+    out: dict[str, list[str]] = {}
+    current = None
+    for name, layer in data["hosts"].items():
+        home = ((layer.get("ad") or {}).get("server") or {}).get("msExchHomeRoutingGroup")
+        if home:
+            current = home.split(",", 1)[0].split("=", 1)[1]
+        elif name == LEGACY_NAME:
+            current = next(iter(out))
+        out.setdefault(current, []).append(name)
+    return out
