@@ -11,10 +11,6 @@ slice draws. The routes the plans follow are the connectors' bridgehead pairs as
 the previous audit's routes would hold). Then times the probe plan over the whole fleet, audit.run over every
 snapshot with the slices' plans merged, and writing the reports, and prints the sizes. Not a test: it asserts
 nothing about speed.
-
-Each site's lab holds its own servers' AD objects and the organisation's routing objects: on a real domain
-controller every snapshot's org-wide AD items (ad_exchange_servers, ad_smtp_virtual_servers) would list all
---hosts servers; `ad_bytes_if_org_wide` estimates what that would add.
 """
 from __future__ import annotations
 
@@ -39,7 +35,7 @@ from lab.scenario import load_scenario_data  # noqa: E402
 from tests.support import snapshots  # noqa: E402
 
 MAIL = {"mode": "mail"}
-ORG_READERS = 2  # the snapshot role's mailflow_snapshot_org_readers, per slice
+ORG_READERS = 3  # mailflow_ad_org_readers: the first hosts of each slice, by name, read the scope: org items
 
 
 def slice_of(data: dict, members: list[str], visitors: list[str], block: int) -> dict:
@@ -78,22 +74,11 @@ def snapshot_site(data: dict, site: str, members: list[str], routes: dict, block
         with ThreadPoolExecutor(max_workers=workers) as pool:
             taken = dict(zip(managed, pool.map(
                 lambda n: snapshots.take(lab, n, snapshots.FAST_PROBES, probe_plan.peers_of(site_plan, n),
-                                         organisation=n in managed[:ORG_READERS]), managed)))
+                                         org_reads=n in sorted(managed)[:ORG_READERS]), managed)))
         hosts = [h for h in snapshots.hosts_for(lab, taken) if h["name"] in members]
     for h in hosts:  # the inventory's addresses, not this lab's
         h["address"] = data["hosts"][h["name"]]["address"]
     return hosts, site_plan
-
-
-def org_wide_ad_bytes(snaps: list[dict], servers: int) -> int:
-    """What the org-wide AD items would weigh in all these snapshots if each listed every one of `servers` Exchange
-    servers, as a real domain controller's answer would (the labs' AD holds one site's)."""
-    total = 0
-    for item in ("ad_exchange_servers", "ad_smtp_virtual_servers"):
-        entries = [e for s in snaps for e in s["items"].get(item) or []]
-        if entries:
-            total += len(json.dumps(entries)) // len(entries) * servers * len(snaps)
-    return total
 
 
 def main() -> int:
@@ -138,7 +123,6 @@ def main() -> int:
     print(json.dumps({
         "hosts": len(hosts), "sites": len(by_site), "snapshots": len(snaps),
         "snapshot_bytes_total": sum(len(json.dumps(s)) for s in snaps),
-        "ad_bytes_if_org_wide": org_wide_ad_bytes(snaps, sum(1 for h in hosts if h["name"].startswith("EXCH"))),
         "collect_s": round(t1 - t0, 1), "probes": len(doc["peers"]),
         "probe_plan_s": round(t2 - t1, 2), "probe_plan_probes": probe_plan.probed_pairs(whole),
         "probe_plan_max_per_host": max(len(p) for p in whole["pairs"].values()),

@@ -1,5 +1,5 @@
-"""A generated three-site fleet audited twice through playbooks/audit.yml: the first audit's snapshots read the
-routing group connectors' bridgeheads from AD (the lab answers the dispatcher's directory search from the scenario's
+"""A generated three-site fleet audited twice through playbooks/audit.yml: the first audit's snapshots (its first
+hosts') read the routing group connectors' bridgeheads from AD (the lab answers the dispatcher's directory search from the scenario's
 AD objects), its audit.json records bridgehead -> remote bridgehead routes, and the second audit's probe plan, which
 follows them, probes every bridgehead pair from both ends."""
 from __future__ import annotations
@@ -36,10 +36,13 @@ def test_the_next_audit_probes_every_bridgehead_pair_its_connectors_name(lab_fac
     proc, first, latest = run_audit(lab, tmp_path / "first", "--check", "-e",
                                     f"mailflow_probe_routes_from={tmp_path / 'no-earlier-audit.json'}")
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
-    # Every Exchange server read the same connectors, with the servers behind their bridgehead DNs.
-    for name in ("EXCH0001", "EXCH0020", "EXCH0036"):
+    # The first hosts of the run by name read the organisation's connectors for all (scope org,
+    # mailflow_ad_org_readers: 3), with the servers behind their bridgehead DNs; the others do not carry them.
+    for name in ("EXCH0001", "EXCH0002", "EXCH0003"):
         view = HostView(json.loads((latest / "snapshots" / f"{name}.json").read_text()))
         assert {c["name"]: (set(c["source"]), set(c["target"])) for c in view.routing_group_connectors()} == in_ad
+    for name in ("EXCH0004", "EXCH0036"):
+        assert "ad_routing_group_connectors" not in json.loads((latest / "snapshots" / f"{name}.json").read_text())["items"]
     recorded = {(s, t) for s, peers in first["routes"].items() for t, why in peers.items()
                 if any(w.startswith("routing group connector ") for w in why)}
     assert recorded == pairs

@@ -13,12 +13,13 @@ from datetime import datetime, timezone
 from ansible_collections.mailflow.exchange.plugins.module_utils import audit, knowledge, psrunner, snapshot
 
 
-def take(lab, host: str, knowledge_overrides: dict | None = None, peers: list[str] | None = None) -> dict:
+def take(lab, host: str, knowledge_overrides: dict | None = None, peers: list[str] | None = None,
+         org_reads: bool = True) -> dict:
     facts = knowledge.load(knowledge_overrides)
     h = lab.fleet.hosts[host]
     names = peers if peers is not None else [n for n in lab.fleet.hosts if n != host]
     plan = snapshot.build_plan(facts, [{"name": n, "target": lab.fleet.hosts[n].fqdn} for n in names if n != host],
-                               helo=h.fqdn, domain=h.fqdn.split(".", 1)[1])
+                               helo=h.fqdn, domain=h.fqdn.split(".", 1)[1], org_reads=org_reads)
     ops = [op for _, op in plan]
 
     def execute(cmd, stdin):
