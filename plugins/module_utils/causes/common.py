@@ -121,8 +121,9 @@ def routes(fleet: Fleet) -> dict[str, dict[str, list[str]]]:
 
 def connector_routes(fleet: Fleet) -> dict[str, dict[str, list[str]]]:
     """{bridgehead: {remote bridgehead: ["routing group connector <name>"]}}: mail between routing groups goes
-    from a connector's local bridgeheads to its remote ones. Every host reads the organisation's connectors from
-    AD; the union of what they read counts (a DC may lag), each distinct entry decoded once."""
+    from a connector's local bridgeheads to its remote ones. A few hosts of each run read the organisation's
+    connectors from AD (scope org); the union of what they read counts (their DCs may lag), each distinct entry
+    decoded once."""
     def compute():
         seen: set = set()
         out: dict[str, dict[str, list[str]]] = {}
