@@ -120,7 +120,7 @@ class ActionModule(ActionBase):
         # Written on the controller: snapshots are what offline audits read.
         os.makedirs(os.path.dirname(os.path.abspath(dest)) or ".", exist_ok=True)
         tmp = dest + ".tmp"
-        # One line, no indent: json's C encoder writes that in a tenth of the time of the indented form, which
+        # One line, no indent: json's C encoder writes that in an eighth of the time of the indented form, which
         # json.dump() writes in pure Python (`python -m json.tool` shows it indented).
         with open(tmp, "w", encoding="utf-8") as fh:
             fh.write(json.dumps(snap, sort_keys=True, separators=(",", ":")))
