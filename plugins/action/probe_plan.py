@@ -10,7 +10,6 @@ from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
 
 from ansible_collections.mailflow.exchange.plugins.module_utils import probe_plan
-from ansible_collections.mailflow.exchange.plugins.module_utils.reports.common import atomic_write
 
 
 class ActionModule(ActionBase):
@@ -42,7 +41,7 @@ class ActionModule(ActionBase):
         except probe_plan.PlanError as exc:
             raise AnsibleActionFail(str(exc))
         if args["dest"]:
-            write_plan(args["dest"], plan)
+            probe_plan.write(args["dest"], plan)
         per_host = [len(p) for p in plan["pairs"].values()]
         result.update(changed=False, mode=plan["mode"], routes_source=plan["routes_source"],
                       probes=probe_plan.probed_pairs(plan), max_per_host=max(per_host, default=0), short=plan["short"],
@@ -63,9 +62,3 @@ class ActionModule(ActionBase):
         if not isinstance(doc, dict):
             return None, None
         return doc, f"the audit of {doc.get('generated') or path}"
-
-
-def write_plan(path, plan):
-    """The plan as JSON at path, whole or not at all: the audit (and every slice's) reads it beside the snapshots.
-    Serialized before anything is written, so a plan that cannot be leaves the earlier file as it was."""
-    return atomic_write(path, json.dumps(plan, indent=1, sort_keys=True) + "\n")

@@ -94,7 +94,7 @@ class ActionModule(ActionBase):
         and the fleet's snapshots do not each carry the whole organisation."""
         if asked is not None:
             return asked
-        raw = runner_context._var(self, task_vars, "mailflow_ad_org_readers", 3)
+        raw = runner_context.host_var(self, task_vars, "mailflow_ad_org_readers", 3)
         try:
             readers = int(raw)
             if isinstance(raw, bool) or readers < 1:

@@ -21,8 +21,11 @@ and settings give the same plan on every controller and in every job slice.
 from __future__ import annotations
 
 import hashlib
+import json
 import random
 from typing import Any, Iterable
+
+from ansible_collections.mailflow.exchange.plugins.module_utils.reports.common import atomic_write
 
 MODES = ("auto", "mesh", "mail")
 DEFAULTS = {
@@ -262,6 +265,12 @@ def fixed_peers(hostvars: dict[str, dict], servers: Iterable[str]) -> dict[str, 
         if names:
             out[n] = names
     return out
+
+
+def write(path: str, the_plan: dict) -> None:
+    """The plan as JSON at path, whole or not at all: the audit (and every slice's) reads it beside the snapshots.
+    Serialized before anything is written, so a plan that cannot be leaves the earlier file as it was."""
+    atomic_write(path, json.dumps(the_plan, indent=1, sort_keys=True) + "\n")
 
 
 def merge_plans(plans: list[dict]) -> dict | None:

@@ -18,7 +18,7 @@ from ansible_collections.mailflow.exchange.plugins.module_utils import psrunner
 _UNSET = object()
 
 
-def _var(action, task_vars: dict, name: str, default=_UNSET):
+def host_var(action, task_vars: dict, name: str, default=_UNSET):
     """A host variable, templated (a vaulted or templated value arrives as what it stands for)."""
     if name not in task_vars:
         return None if default is _UNSET else default
@@ -34,13 +34,13 @@ def _connection_option(action, name: str) -> str:
 
 def context(action, task_vars: dict) -> psrunner.Context:
     host = task_vars.get("inventory_hostname", "")
-    user = _var(action, task_vars, "mailflow_ad_username")
-    password = _var(action, task_vars, "mailflow_ad_password")
+    user = host_var(action, task_vars, "mailflow_ad_username")
+    password = host_var(action, task_vars, "mailflow_ad_password")
     if user is None:
         user = _connection_option(action, "remote_user")
         if password is None:
             password = _connection_option(action, "remote_password")
-    timeout = _var(action, task_vars, "mailflow_wmi_timeout_seconds", psrunner.DEFAULT_WMI_TIMEOUT)
+    timeout = host_var(action, task_vars, "mailflow_wmi_timeout_seconds", psrunner.DEFAULT_WMI_TIMEOUT)
     try:
         timeout = int(timeout)
         if not 1 <= timeout <= 3600:
@@ -58,7 +58,7 @@ def limits(action, task_vars: dict) -> psrunner.Limits:
     values = {}
     for var, key, low in (("mailflow_winrm_max_envelope_kb", "max_envelope_kb", 64),
                           ("mailflow_probes_per_command", "max_probes", 1)):
-        raw = _var(action, task_vars, var, getattr(psrunner.Limits, key))
+        raw = host_var(action, task_vars, var, getattr(psrunner.Limits, key))
         try:
             values[key] = int(raw)
             if values[key] < low:

@@ -75,9 +75,7 @@ def planned(case: str) -> dict:
 def save_plan(case: str, plan: dict) -> str:
     """The plan as the probe_plan action writes it, beside the case's snapshots."""
     path = os.path.join(CASES, case, "probe_plan.json")
-    with open(path, "w", encoding="utf-8") as fh:
-        json.dump(plan, fh, indent=1, sort_keys=True)
-        fh.write("\n")
+    probe_plan.write(path, plan)
     return path
 
 
