@@ -74,8 +74,11 @@ class Lab:
             self._start_listeners()
             self._start_devices()
             if self.mail_flow:  # last: its first attempts go to listeners that are up
+                # Assigned before it starts: a listener asks self.delivery whether a session is the engine's own,
+                # and the first attempt can reach a listener before start() returns.
                 self.delivery = DeliveryEngine(self.fleet, self.metrics, self.services.start_count, self.blackhole,
-                                               self.clock).start()
+                                               self.clock)
+                self.delivery.start()
         except BaseException:  # e.g. keys.KnownHostsConflict, a port in use: close what is listening already
             self.stop()
             raise
