@@ -219,7 +219,8 @@ def test_smtp_inspection_on_the_path_stalls_the_end_of_data_until_the_rule_goes(
                                                      "config": ios if kind == "ios" else pix}]}))
     stays_stuck(lab, "EXCHA", "exchb.corp.example", attempts=2)
     assert events_4006(lab, "EXCHA")
-    # The receiver counts a session when it ends; the second may still be stalled at the end of data (under load).
+    # The sender counts an attempt before it connects, the receiver a session once it accepts it: under load the
+    # second attempt may not have been accepted yet.
     wait_for(lambda: counter(lab, "EXCHB", "delivery_sessions") >= 2, what="EXCHB to see both delivery sessions")
     device = lab.fleet.network["devices"][0]
     if kind == "ios":  # fix_cisco_smtp_inspection's line, typed at the router's own command line
