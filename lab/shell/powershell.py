@@ -41,7 +41,7 @@ from lab.wsman.shells import Logon
 # sha256 of the exact script texts this module emulates (the dispatcher as_received: `python -m lab pin`).
 EMULATED = {
     "bootstrap": "048c31642cecdb4f0040a07b4186a5ed7b81679d31deda08a2b108123982d09d",
-    "dispatcher": "a3240521bc395fd67edbfa9da811fc708cbc3e8538091e69f871b086b09e105e",
+    "dispatcher": "516e71cb4f471b5df78c7e5da735c204dfcefaabb8dd2c866272d45229162f19",
 }
 
 
@@ -206,9 +206,39 @@ class DispatcherEmulation(DirectoryOps, EventLogOps):
         else:
             data = raw
         self._readable(path)
-        self._reg_prev(index, path, name)
+        created = self._first_missing(path)
+        if created:
+            self.row(index, "prev", "existed", 0, "created", created)
+        else:
+            self._reg_prev(index, path, name)
         self.host.registry.set(path, name, rtype, data)
         self.row(index, "ok", "path", path, "name", name)
+
+    def _first_missing(self, path: str) -> str:
+        """As RegFirstMissing: the outermost key of the path that does not exist yet, with the hive as written."""
+        parts = path.replace("/", "\\").strip("\\").split("\\")
+        for i in range(2, len(parts) + 1):
+            if not self.host.registry.key_exists("\\".join(parts[:i])):
+                return "\\".join(parts[:i])
+        return ""
+
+    def op_reg_prune(self, index: int, path: str, top: str) -> None:
+        path, top = path.replace("/", "\\").strip("\\"), top.replace("/", "\\").strip("\\")
+        if not (path.lower() == top.lower() or path.lower().startswith(top.lower() + "\\")) or "\\" not in top:
+            raise OpFailed(f"{top} does not hold {path}")
+        reg = self.host.registry
+        while len(path) >= len(top) and path.count("\\") >= 2:
+            parent = path.rsplit("\\", 1)[0]
+            self._readable(path)
+            if not reg.key_exists(path):
+                self.row(index, "missing", "path", path)
+            elif reg.values(path) or reg.subkeys(path):
+                self.row(index, "kept", "path", path)
+                return
+            else:
+                reg.delete_key(path)
+                self.row(index, "deleted", "path", path)
+            path = parent
 
     def op_reg_delete(self, index: int, path: str, name: str) -> None:
         if not self.host.registry.key_exists(path):

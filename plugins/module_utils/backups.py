@@ -65,6 +65,8 @@ def reg_export(changes: list[Change]) -> str:
         b = c.before
         if not b.get("exists"):
             lines.append(f'"{name}"=-')
+            if b.get("created"):  # regedit can delete a key only with all it holds ([-key]): by hand, once empty
+                lines.append(f"; {b['created'].replace('HKLM', 'HKEY_LOCAL_MACHINE', 1)} did not exist before the change")
         elif b["type"] == "REG_DWORD":
             lines.append(f'"{name}"=dword:{int(b["data"]) & 0xFFFFFFFF:08x}')
         elif b["type"] == "REG_SZ":

@@ -71,7 +71,11 @@ class RegistryValue(_Kind):
 
     def restore(self, c):
         if not c.before.get("exists"):
-            return [Op("reg_delete", (c.target["path"], c.target["name"]))]
+            ops = [Op("reg_delete", (c.target["path"], c.target["name"]))]
+            created = c.before.get("created")
+            if created and _holds(created, c.target["path"]):  # the write made this key: take it back while empty
+                ops.append(Op("reg_prune", (c.target["path"], created)))
+            return ops
         return [Op("reg_write", (c.target["path"], c.target["name"], REG_TYPE_TO_KIND[c.before["type"]], _reg_text(c.before)))]
 
     def prev(self, c, prev):
@@ -80,6 +84,8 @@ class RegistryValue(_Kind):
             # As the snapshot decodes it: a REG_BINARY as hex and a REG_MULTI_SZ as a list, which is what a
             # restore writes back (and JSON can hold).
             c.before = {"exists": True, "type": rtype, "data": reg_data(rtype, prev.get("data"))}
+        elif prev.get("created"):
+            c.before = {"exists": False, "created": str(prev["created"])}
         else:
             c.before = {"exists": False}
 
@@ -395,6 +401,12 @@ def _service(kind: _Kind, c: Change, res: OpResult) -> dict | None:
 
 def _iis(c: Change) -> bool:
     return str(c.target["dn"]).lower().startswith("iis://")
+
+
+def _holds(key: str, path: str) -> bool:
+    """Is `path` the registry key `key` or one under it? (Below the hive: a prune never reaches a hive's own keys.)"""
+    key, path = key.replace("/", "\\").strip("\\").lower(), path.replace("/", "\\").strip("\\").lower()
+    return "\\" in key and (path == key or path.startswith(key + "\\"))
 
 
 def _reg_norm(v: Any) -> Any:

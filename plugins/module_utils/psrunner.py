@@ -50,6 +50,7 @@ OPERATIONS: dict[str, tuple[str, ...]] = {
     "reg_read": ("s", "s"),  # path, depth
     "reg_write": ("s", "s", "s", "s"),  # path, name, .NET RegistryValueKind, data
     "reg_delete": ("s", "s"),  # path, name
+    "reg_prune": ("s", "s"),  # path, the outermost key a reg_write created (reg_write's prev row names it)
     "file_read": ("s", "s", "s"),  # path (env vars expanded on the host), max bytes, bytes per chunk row
     "file_list": ("s", "s", "s", "s"),  # dir, recurse 0/1, pattern, max rows
     "adsi_search": ("s", "s", "l"),  # base DN ('' = configuration NC), LDAP filter, attributes

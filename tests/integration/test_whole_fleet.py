@@ -40,9 +40,8 @@ def settings(lab) -> dict:
             # IIS numbers every save of the metabase (HistoryMajorVersionNumber): a count of saves, not a setting. And
             # a restart of SMTPSVC lets DS2MB write AD's SMTP settings into it (SmartHostType="0" where AD says none).
             text = re.sub(rb'HistoryMajorVersionNumber="\d+"|\s*SmartHostType="0"', b"", mb.data) if mb else None
-            # Values, not keys: a rollback deletes the values a fix created, and leaves an empty key it created
-            # (the runner deletes values only; an empty key changes no setting).
-            out[name] = {"registry": {k: v for k, v in h.registry.to_plain().items() if v},
+            # Keys too: a rollback deletes the values a fix created and then the keys it created, once empty.
+            out[name] = {"registry": h.registry.to_plain(),
                          "start_modes": {s.name: s.start_mode for s in h.services.values()},
                          "metabase": text}
         out["AD"] = lab.fleet.ad.to_plain()

@@ -79,9 +79,30 @@ def test_registry_write_creates_the_key_and_refuses_bad_numbers(lab):
     key = r"HKLM\SOFTWARE\mailflow\Test"
     ok, bad = run_ops(lab, "EXA", [Op("reg_write", (key, "Multi", "MultiString", "a\0b")),
                                    Op("reg_write", (key, "N", "DWord", "-5"))])
-    assert ok.first("prev") == {"existed": 0}
+    assert ok.first("prev") == {"existed": 0, "created": r"HKLM\SOFTWARE\mailflow"}  # the outermost key it made
     assert lab.fleet.host("EXA").registry.get(key, "Multi").data == ["a", "b"]
     assert bad.error and lab.fleet.host("EXA").registry.get(key, "N") is None
+
+
+def test_registry_prune_takes_back_only_the_empty_keys_a_write_created(lab):
+    reg = lab.fleet.host("EXA").registry
+    made, again = run_ops(lab, "EXA", [Op("reg_write", (r"HKLM\SOFTWARE\mailflow\A\B", "V", "DWord", "1")),
+                                       Op("reg_write", (r"HKLM\SOFTWARE\mailflow\A", "W", "DWord", "2"))])
+    assert made.first("prev")["created"] == r"HKLM\SOFTWARE\mailflow" and again.first("prev") == {"existed": 0}
+    # W still sits in A: the prune deletes B and keeps A (and so mailflow).
+    _, kept = run_ops(lab, "EXA", [Op("reg_delete", (r"HKLM\SOFTWARE\mailflow\A\B", "V")),
+                                  Op("reg_prune", (r"HKLM\SOFTWARE\mailflow\A\B", r"HKLM\SOFTWARE\mailflow"))])
+    assert [k for k, _ in kept.rows] == ["deleted", "kept"]
+    assert not reg.key_exists(r"HKLM\SOFTWARE\mailflow\A\B") and reg.key_exists(r"HKLM\SOFTWARE\mailflow\A")
+    _, gone, twice, outside = run_ops(lab, "EXA", [
+        Op("reg_delete", (r"HKLM\SOFTWARE\mailflow\A", "W")),
+        Op("reg_prune", (r"HKLM\SOFTWARE\mailflow\A\B", r"HKLM\SOFTWARE\mailflow")),
+        Op("reg_prune", (r"HKLM\SOFTWARE\mailflow\A\B", r"HKLM\SOFTWARE\mailflow")),
+        Op("reg_prune", (r"HKLM\SOFTWARE\Microsoft", r"HKLM\SOFTWARE\mailflow"))])
+    assert [k for k, _ in gone.rows] == ["missing", "deleted", "deleted"]
+    assert not reg.key_exists(r"HKLM\SOFTWARE\mailflow") and reg.key_exists(r"HKLM\SOFTWARE")
+    assert [k for k, _ in twice.rows] == ["missing", "missing", "missing"]  # a second undo changes nothing
+    assert outside.error and reg.key_exists(r"HKLM\SOFTWARE\Microsoft")
 
 
 def test_registry_binary_and_one_item_multi_string_round_trip(lab):

@@ -29,6 +29,20 @@ def test_a_registry_value_that_was_absent_is_deleted_on_restore_and_its_prior_va
     assert "dword:ffffffff" in backups.reg_export([c])
 
 
+def test_a_key_the_write_created_is_pruned_after_the_value_is_deleted():
+    c = Change.from_dict(REG.to_dict())
+    remediation.record_prev(c, [("prev", {"existed": 0, "created": r"HKLM\SOFTWARE\X"})])
+    assert c.before == {"exists": False, "created": r"HKLM\SOFTWARE\X"}
+    assert ops(c.restore_ops()) == [("reg_delete", (r"HKLM\SOFTWARE\X", "V")), ("reg_prune", (r"HKLM\SOFTWARE\X", r"HKLM\SOFTWARE\X"))]
+    assert r"; HKEY_LOCAL_MACHINE\SOFTWARE\X did not exist before the change" in backups.reg_export([c])
+    # A backup that names a key the value is not under, or a hive, never prunes.
+    for created in (r"HKLM\SOFTWARE\Other", "HKLM"):
+        c.before = {"exists": False, "created": created}
+        assert ops(c.restore_ops()) == [("reg_delete", (r"HKLM\SOFTWARE\X", "V"))]
+    # The rollback compares values only: a recorded created key is still "absent".
+    assert c.handler.same(c, {"exists": False, "created": r"HKLM\SOFTWARE\X"}, {"exists": False})
+
+
 def test_services_are_undone_in_reverse_order():
     mode = Change("service_start_mode", {"service": "SMTPSVC"}, "Disabled", "Auto")
     state = Change("service_state", {"service": "SMTPSVC"}, "Stopped", "Running")

@@ -113,10 +113,43 @@ function Op-RegWrite([int]$op, $a) {
         'ExpandString' { $v = $raw }
         default { throw "unsupported registry type $type" }
     }
-    $h = Hive $path; $key = $h[0].CreateSubKey($h[1])
-    RegPrev $op $key $name
+    $h = Hive $path; $new = RegFirstMissing $h[0] $h[1]
+    $key = $h[0].CreateSubKey($h[1])
+    # A key this write creates is named, so that undoing it can take the key away again (reg_prune).
+    if ($new -ne '') { Row $op 'prev' @('existed', 0, 'created', ((RegHiveName $path) + '\' + $new)) } else { RegPrev $op $key $name }
     $key.SetValue($name, $v, [Microsoft.Win32.RegistryValueKind]$type); $key.Close()
     Row $op 'ok' @('path', $path, 'name', $name)
+}
+function RegHiveName([string]$path) { return $path.Replace('/', '\').Trim('\').Split('\')[0] }
+function RegFirstMissing($root, [string]$sub) {
+    # The outermost key of $sub that does not exist yet, '' when all do. A key this account may not open exists.
+    $at = ''
+    foreach ($part in $sub.Split('\')) {
+        if ($at -eq '') { $at = $part } else { $at = $at + '\' + $part }
+        try { $k = $root.OpenSubKey($at, $false) } catch { continue }
+        if ($null -eq $k) { return $at }
+        $k.Close()
+    }
+    return ''
+}
+function Op-RegPrune([int]$op, $a) {
+    # Deletes the keys a write created, from $path out to $top, each only while it holds no value and no
+    # subkey: an undo takes back the empty keys it made, never a key something has been written to since.
+    $path = (Dec $a[0]).Replace('/', '\').Trim('\'); $top = (Dec $a[1]).Replace('/', '\').Trim('\')
+    $inside = $path.Equals($top, [StringComparison]::OrdinalIgnoreCase) -or $path.StartsWith($top + '\', [StringComparison]::OrdinalIgnoreCase)
+    if (-not $inside -or $top.IndexOf('\') -lt 0) { throw "$top does not hold $path" }
+    $h = Hive $path; $root = $h[0]; $sub = $h[1]; $stop = (Hive $top)[1]; $hive = RegHiveName $path
+    while ($sub.Length -ge $stop.Length -and $sub.IndexOf('\') -gt 0) {
+        $key = $root.OpenSubKey($sub, $false)
+        $i = $sub.LastIndexOf('\'); $parent = $sub.Substring(0, $i)
+        if ($null -eq $key) { Row $op 'missing' @('path', ($hive + '\' + $sub)); $sub = $parent; continue }
+        $held = ($key.ValueCount -gt 0) -or ($key.SubKeyCount -gt 0); $key.Close()
+        if ($held) { Row $op 'kept' @('path', ($hive + '\' + $sub)); return }
+        $up = $root.OpenSubKey($parent, $true)
+        try { $up.DeleteSubKey($sub.Substring($i + 1), $false) } finally { $up.Close() }
+        Row $op 'deleted' @('path', ($hive + '\' + $sub))
+        $sub = $parent
+    }
 }
 function Op-RegDelete([int]$op, $a) {
     $path = Dec $a[0]; $name = Dec $a[1]; $h = Hive $path

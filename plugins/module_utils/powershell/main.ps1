@@ -6,7 +6,7 @@
 # timeout): it is read here and never written anywhere.
 [Console]::Out.WriteLine('MAILFLOW/1')
 $ops = @{
-    'reg_read' = 'Op-RegRead'; 'reg_write' = 'Op-RegWrite'; 'reg_delete' = 'Op-RegDelete'
+    'reg_read' = 'Op-RegRead'; 'reg_write' = 'Op-RegWrite'; 'reg_delete' = 'Op-RegDelete'; 'reg_prune' = 'Op-RegPrune'
     'file_read' = 'Op-FileRead'; 'file_list' = 'Op-FileList'; 'adsi_search' = 'Op-AdsiSearch'
     'adsi_read' = 'Op-AdsiRead'; 'adsi_write' = 'Op-AdsiWrite'; 'wmi_query' = 'Op-Wmi'
     'eventlog' = 'Op-EventLog'; 'service_query' = 'Op-ServiceQuery'; 'service_control' = 'Op-ServiceControl'
